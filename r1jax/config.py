@@ -1,0 +1,634 @@
+"""Experiment configs: the key schema, loading ``experiments/*.py`` files, overrides, the CLI.
+
+r1jax configs are ``ml_collections.ConfigDict`` trees nested by stage (``model.*``, ``data.*``,
+``sampling.*``, ``rewards.*``, ``objective.*`` ...). :func:`base_config` lists every key the
+trainer understands, with its default and a one-line comment. An experiment file defines
+``get_config(arg=None)`` and returns either a full config (usually ``base_config()`` with some
+keys changed) or a partial ``ConfigDict``/dict; :func:`load_config` lays it over
+:func:`base_config`, applies ``key.sub=value`` overrides and locks the result, so a misspelt key
+fails with an error listing the valid keys at that level, closest matches first.
+
+Types follow the defaults in :func:`base_config`: an override or experiment value must have
+the type of the default (an ``int`` is accepted for a ``float``, a list for a ``tuple``); keys
+whose default is ``None`` accept any value. ``data.task_options`` is the one open group: it
+holds keyword arguments for the task constructor, which rejects unknown ones itself.
+
+The command line (:func:`parse_command_line`) is a small argparse equivalent of
+``ml_collections.config_flags``: ``--config path.py[:preset] --config.key=value ...
+--workdir DIR``. ``config_flags`` itself is not used because, in ml_collections 1.1, it cannot
+override keys whose default is ``None``, reports a missing config file only lazily, and needs
+``sys.argv`` pre-scanning; the argparse version shares :func:`load_config`'s semantics exactly.
+
+What does not live here: reading the config (only ``train.run`` unpacks it into the explicit
+arguments of library functions) and schedules derived from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import difflib
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ml_collections
+
+# Groups whose keys are free-form (passed as keyword arguments to a constructor that checks
+# them). Tuple of dotted paths; a literal, not a registry.
+OPEN_GROUPS = ("data.task_options",)
+
+# Keys that do not change the training trajectory: excluded from :func:`config_hash` by
+# default so that resuming with a longer run, other logging or another eval cadence is allowed.
+RESUMABLE_KEYS = ("steps", "logging", "checkpoint", "eval")
+
+
+class ConfigError(ValueError):
+    """A config file, key or override value is invalid; the message names which."""
+
+
+def _budget_forcing_config() -> ml_collections.ConfigDict:
+    """s1 budget forcing (ALGORITHMS §8) around the sampler."""
+    c = ml_collections.ConfigDict()
+    c.mode = "none"  # none | cap (force an answer at the budget) | extend (append ignore_string)
+    c.thinking_budget = 0  # max thinking tokens; 0 = max_new_tokens minus answer_reserve
+    c.answer_reserve = 100  # tokens kept for the answer after the thinking is closed
+    c.num_ignore = 1  # extend mode: how many times the end-of-thinking is replaced
+    c.ignore_string = "Wait"  # extend mode: appended in place of the end-of-thinking
+    c.end_of_thinking = "</think>"  # delimiter that closes the thinking
+    c.answer_prefix = "\nFinal Answer:"  # appended after a forced end of thinking
+    return c
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every key the r1jax trainer understands, with its default.
+
+    The defaults describe a small GRPO run (R1-Zero settings from ALGORITHMS §2.6 where they
+    apply). The returned config is locked: assigning a key that does not exist raises, while
+    existing keys can be changed. ``data.task_options`` stays open.
+
+    Returns:
+      A locked ``ConfigDict``.
+
+    Example:
+      >>> cfg = base_config()
+      >>> cfg.objective.algorithm, cfg.sampling.group_size
+      ('grpo', 8)
+    """
+    c = ml_collections.ConfigDict()
+    c.steps = 1000  # RL steps (one rollout batch of P prompts x G samples each)
+    c.seed = 0  # root seed; every stream folds in its own constant and the step
+    c.max_nonfinite_in_a_row = 3  # stop after this many consecutive steps with a NaN/inf loss
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "tiny"  # preset name (tiny, small, qwen05b ...) or a local HF checkpoint dir
+    c.model.dtype = "bfloat16"  # compute / activation dtype
+    c.model.param_dtype = "float32"  # parameter and optimizer-state dtype
+    c.model.remat = "full"  # rematerialisation of each block: none | full | dots
+
+    c.tokenizer = ml_collections.ConfigDict()
+    c.tokenizer.path = ""  # dir with tokenizer.json; empty = the model dir
+    c.tokenizer.use_chat_template = False  # wrap prompts in the tokenizer's chat template
+    c.tokenizer.extra_stop_token_ids = ()  # token ids that end a completion besides EOS
+
+    c.data = ml_collections.ConfigDict()
+    c.data.task = "countdown"  # countdown | multiplication | knights_knaves | math | format
+    c.data.task_options = ml_collections.ConfigDict()  # keyword arguments for the task
+    c.data.source = "procedural"  # procedural | jsonl | parquet | tfds
+    c.data.path = ""  # file, glob or tfds name for non-procedural sources
+    c.data.split = "train"  # tfds split or file split name
+    c.data.prompt_field = "problem"  # row field holding the question
+    c.data.answer_field = "answer"  # row field holding the reference answer
+    c.data.id_field = ""  # row field holding a stable id; empty = row index
+    c.data.template = "r1_zero"  # prompt template name understood by the task
+    c.data.prompts_per_step = 8  # P
+    c.data.bucket_sizes = (64, 128, 256, 512)  # prompt length buckets Tp in tokens
+    c.data.shuffle = True  # shuffle file sources each epoch
+    c.data.seed = 0  # data order / procedural generator seed
+    c.data.num_workers = 0  # grain worker processes (0 = in the main process)
+    c.data.on_bad_row = "error"  # error | skip (skipped rows are counted and logged)
+
+    c.sampling = ml_collections.ConfigDict()
+    c.sampling.group_size = 8  # G completions per prompt
+    c.sampling.temperature = 1.0  # softmax temperature (the learner uses the same one)
+    c.sampling.top_p = 1.0  # nucleus threshold; 1.0 disables
+    c.sampling.top_k = 0  # keep the k most likely tokens; 0 disables
+    c.sampling.min_p = 0.0  # drop tokens below min_p x max prob; 0.0 disables
+    c.sampling.max_new_tokens = 1024  # T, completion length cap
+    c.sampling.stop_strings = ("</answer>",)  # a completion ends after any of these
+    c.sampling.budget_forcing = _budget_forcing_config()  # s1 budget forcing while sampling
+
+    c.rewards = ml_collections.ConfigDict()
+    c.rewards.correctness_weight = 1.0  # weight of the verifier's 0/1 correctness
+    c.rewards.format_weight = 0.0  # weight of the well-formed-output term
+    c.rewards.truncated_is_incorrect = True  # completions without EOS/stop score as wrong
+    c.rewards.cosine = ml_collections.ConfigDict()  # cosine length scaling (ALGORITHMS §4.1)
+    c.rewards.cosine.enabled = False  # replaces correctness with the cosine-shaped value
+    c.rewards.cosine.max_correct = 2.0  # r0_c: reward of a correct answer of length 0
+    c.rewards.cosine.min_correct = 1.0  # rL_c: reward of a correct answer at L_max
+    c.rewards.cosine.max_wrong = 0.0  # rL_w: reward of a wrong answer at L_max
+    c.rewards.cosine.min_wrong = -10.0  # r0_w: reward of a wrong answer of length 0
+    c.rewards.cosine.exceed = -10.0  # reward when L + margin >= L_max
+    c.rewards.cosine.margin = 16  # MAX_LEN_MARGIN in tokens
+    c.rewards.cosine.max_length = 0  # L_max in tokens; 0 = sampling.max_new_tokens
+    c.rewards.overlong = ml_collections.ConfigDict()  # DAPO soft overlong punishment (§3.2)
+    c.rewards.overlong.enabled = False  # add the overlong term to the reward
+    c.rewards.overlong.cache_length = 256  # L_cache: penalty ramps over the last L_cache tokens
+    c.rewards.overlong.penalty_factor = 1.0  # scale of the ramp (reaches -factor at L_max)
+    c.rewards.repetition = ml_collections.ConfigDict()  # dense n-gram penalty (§4.2)
+    c.rewards.repetition.enabled = False  # add the per-token repetition penalty
+    c.rewards.repetition.ngram_size = 40  # n, in tokens
+    c.rewards.repetition.penalty = -0.05  # p, assigned to each token of a repeated n-gram
+    c.rewards.repetition.only_start = False  # penalise only the first n-gram of a repeated run
+
+    c.objective = ml_collections.ConfigDict()
+    c.objective.algorithm = "grpo"  # grpo | dr_grpo | dapo | gspo | reinforce_pp | rloo
+    c.objective.clip_eps_low = 0.2  # ratio floor 1 - eps_low
+    c.objective.clip_eps_high = 0.2  # ratio ceiling 1 + eps_high (DAPO: 0.28)
+    c.objective.dual_clip = 0.0  # dual-clip c for negative advantages; 0 disables (verl: 3.0)
+    c.objective.kl_coef = 0.001  # beta; 0 disables the KL term (and the reference forward)
+    c.objective.kl_estimator = "k3"  # k1 | k2 | k3 | k3+ (k3 value with k2 gradient)
+    c.objective.kl_placement = "loss"  # loss (GRPO) | reward (PPO / REINFORCE++ style, k1)
+    c.objective.aggregation = "seq-mean-token-mean"  # | token-mean | seq-mean-token-sum |
+    # seq-mean-token-sum-norm (Dr. GRPO; divides by aggregation_constant)
+    c.objective.aggregation_constant = 0  # C for seq-mean-token-sum-norm; 0 = max_new_tokens
+    c.objective.num_iterations = 1  # mu: passes over each rollout batch
+    c.objective.std = "unbiased"  # group std flavour: unbiased | population | none
+    c.objective.advantage_eps = 1e-6  # added to the group std
+    c.objective.entropy_coef = 0.0  # entropy bonus weight (verl's old default: 0.001)
+    c.objective.logratio_clamp = 20.0  # clamp log ratios to +-this before exp
+    c.objective.mask_truncated = False  # DAPO overlong filtering: drop truncated rows from loss
+    c.objective.dynamic_sampling = ml_collections.ConfigDict()  # DAPO group filtering
+    c.objective.dynamic_sampling.enabled = False  # drop groups whose rewards are all equal
+    c.objective.dynamic_sampling.max_rounds = 10  # sampling rounds per step; <= 0 unlimited
+
+    c.reference = ml_collections.ConfigDict()
+    c.reference.mode = "frozen"  # none | frozen | reset_every
+    c.reference.reset_every = 0  # reset_every mode: steps between reference <- policy (R1: 400)
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.lr = 1e-6  # peak AdamW learning rate
+    c.optim.b1 = 0.9  # AdamW beta1
+    c.optim.b2 = 0.999  # AdamW beta2 (ORZ: 0.95)
+    c.optim.eps = 1e-8  # AdamW epsilon
+    c.optim.weight_decay = 0.01  # decoupled weight decay
+    c.optim.warmup_steps = 0  # linear warm-up from 0 to lr
+    c.optim.schedule = "constant"  # constant | cosine | linear (after warm-up)
+    c.optim.decay_steps = 0  # steps of decay after warm-up; 0 = steps - warmup_steps
+    c.optim.min_lr_ratio = 0.0  # final lr as a fraction of lr (cosine / linear)
+    c.optim.grad_clip_norm = 1.0  # global-norm clip; 0 disables
+    c.optim.minibatches_per_step = 1  # optimizer updates per rollout batch (PPO mini-batches)
+    c.optim.micro_batch_size = 0  # rows per gradient-accumulation micro-batch; 0 = no split
+
+    c.schedule = ml_collections.ConfigDict()
+    c.schedule.context_stages = ()  # ((start_step, max_new_tokens), ...); () = constant T
+    # DeepScaleR: ((0, 8192), (1040, 16384), (1520, 24576))
+
+    c.sft = ml_collections.ConfigDict()
+    c.sft.mode = "none"  # none | warmup (supervised steps before RL)
+    c.sft.steps = 0  # supervised steps
+    c.sft.lr = 1e-5  # supervised learning rate
+    c.sft.batch_size = 8  # supervised sequences per step
+    c.sft.source = ""  # JSONL / Parquet file with prompt + completion fields
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every = 0  # steps between evaluations; 0 disables
+    c.eval.at_start = False  # also evaluate before the first step
+    c.eval.split = "test"  # data split / file for evaluation problems
+    c.eval.path = ""  # eval data file; empty = the task's procedural test set
+    c.eval.num_problems = 64  # problems per evaluation
+    c.eval.k = 4  # samples per problem (pass@1 over k, pass@k, maj@k)
+    c.eval.temperature = 0.6  # sampling temperature (R1 / DeepScaleR: 0.6)
+    c.eval.top_p = 0.95  # nucleus threshold
+    c.eval.greedy = True  # also decode greedily once per problem
+    c.eval.max_new_tokens = 0  # 0 = sampling.max_new_tokens
+    c.eval.budget_forcing = _budget_forcing_config()  # s1 budget forcing at evaluation
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1  # data-parallel axis size; -1 = devices / (fsdp * tensor)
+    c.mesh.fsdp = 1  # parameter-sharding axis size
+    c.mesh.tensor = 1  # tensor-parallel axis size
+
+    c.sharding = ml_collections.ConfigDict()  # logical name -> mesh axes; None = built-in rule
+    for name in ("batch", "seq", "embed", "heads", "kv_heads", "head_dim", "mlp", "vocab"):
+        c.sharding[name] = None  # a mesh axis name, a tuple of names, or () to replicate
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every = 100  # steps between checkpoints; 0 disables
+    c.checkpoint.keep = 3  # most recent checkpoints kept
+    c.checkpoint.async_save = True  # write in the background while training continues
+
+    c.logging = ml_collections.ConfigDict()
+    c.logging.every = 1  # steps between metric writes
+    c.logging.samples_to_log = 4  # completions written to samples.jsonl per log step
+    c.logging.console = True  # one-line summary per log step
+    c.logging.progress_bar = True  # tqdm bar with reward, accuracy, length and ETA
+    c.logging.jsonl = True  # metrics.jsonl / samples.jsonl in the workdir
+    c.logging.tensorboard = True  # tensorboardX event files in workdir/tensorboard
+    c.logging.wandb = False  # Weights & Biases (needs the wandb package)
+    c.logging.wandb_project = "r1jax"  # W&B project
+    c.logging.run_name = ""  # W&B / display name; empty = the workdir name
+    c.logging.reflection_keywords = "default"  # default | oat_zero | understand_r1_zero | orz | r1
+
+    c.lock()
+    for path in OPEN_GROUPS:
+        _get_path(c, path.split(".")).unlock()
+    return c
+
+
+# ----------------------------------------------------------------------------- key paths
+
+
+def _get_path(config: ml_collections.ConfigDict, parts: Sequence[str]) -> Any:
+    node = config
+    for part in parts:
+        node = node[part]
+    return node
+
+
+def _closest_first(name: str, candidates: Sequence[str]) -> list[str]:
+    close = difflib.get_close_matches(name, candidates, n=len(candidates), cutoff=0.5)
+    return close + sorted(c for c in candidates if c not in close)
+
+
+def _unknown_key_error(path: Sequence[str], index: int, node: Mapping, source: str) -> ConfigError:
+    level = ".".join(path[:index]) or "<top level>"
+    valid = ", ".join(_closest_first(path[index], list(node.keys())))
+    return ConfigError(
+        f"{source}: unknown config key '{'.'.join(path)}'. Valid keys under {level}: {valid}"
+    )
+
+
+def _is_open(path: Sequence[str]) -> bool:
+    dotted = ".".join(path)
+    return any(dotted == g or dotted.startswith(g + ".") for g in OPEN_GROUPS)
+
+
+def _check_type(default: Any, value: Any, key: str, source: str) -> Any:
+    """Returns ``value`` converted to the type of ``default``, or raises ConfigError."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple | list):
+        ok = isinstance(value, tuple | list)
+        value = _to_tuples(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(
+            f"{source}: config key '{key}' expects {type(default).__name__} "
+            f"(default {default!r}), got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _to_tuples(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_to_tuples(v) for v in value)
+    return value
+
+
+def _set_leaf(config: ml_collections.ConfigDict, path: list[str], value: Any, source: str) -> None:
+    """Sets ``config[path] = value`` after checking the key exists and the type matches."""
+    node = config
+    for i, part in enumerate(path[:-1]):
+        if part not in node:
+            if not _is_open(path[: i + 1]):
+                raise _unknown_key_error(path, i, node, source)
+            node[part] = ml_collections.ConfigDict()
+        elif not isinstance(node[part], ml_collections.ConfigDict):
+            raise ConfigError(
+                f"{source}: '{'.'.join(path[: i + 1])}' is a value, not a group, so "
+                f"'{'.'.join(path)}' does not exist"
+            )
+        node = node[part]
+    leaf = path[-1]
+    if leaf not in node:
+        if not _is_open(path[:-1]):
+            raise _unknown_key_error(path, len(path) - 1, node, source)
+        node[leaf] = _to_tuples(value)
+        return
+    if isinstance(node[leaf], ml_collections.ConfigDict):
+        raise ConfigError(
+            f"{source}: '{'.'.join(path)}' is a group; set its keys instead: "
+            + ", ".join(node[leaf].keys())
+        )
+    node[leaf] = _check_type(node[leaf], value, ".".join(path), source)
+
+
+def _leaves(tree: Mapping, prefix: tuple[str, ...] = ()) -> list[tuple[list[str], Any]]:
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, Mapping | ml_collections.ConfigDict):
+            out.extend(_leaves(value, (*prefix, key)))
+        else:
+            out.append(([*prefix, key], value))
+    return out
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def parse_override_value(text: str, default: Any) -> Any:
+    """Parses an override string into the type of ``default``.
+
+    Booleans accept true/false/yes/no/1/0; tuples accept a Python literal (``"(1, 2)"``) or
+    a comma-separated list (``"a,b"``, elements parsed like the default's first element);
+    keys whose default is ``None`` take a Python literal, ``None``, or else the raw string.
+    Strings are taken as-is (surrounding quotes are removed).
+
+    Raises:
+      ValueError: ``text`` cannot be read as the default's type.
+
+    Example:
+      >>> parse_override_value("0.5", 1.0), parse_override_value("no", True)
+      (0.5, False)
+      >>> parse_override_value("</answer>,User:", ("</answer>",))
+      ('</answer>', 'User:')
+    """
+    stripped = text.strip()
+    if isinstance(default, bool):
+        lowered = stripped.lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        raise ValueError(f"expected a bool (true/false), got {text!r}")
+    if isinstance(default, int):
+        return int(stripped)
+    if isinstance(default, float):
+        return float(stripped)
+    if isinstance(default, str):
+        if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+            return stripped[1:-1]
+        return text
+    if isinstance(default, tuple | list):
+        if stripped in ("", "()", "[]"):
+            return ()
+        value = _literal(stripped)
+        if isinstance(value, tuple | list):
+            return _to_tuples(value)
+        element = default[0] if default else None
+        return tuple(parse_override_value(part, element) for part in stripped.split(","))
+    if default is None:
+        if stripped in ("None", "null"):
+            return None
+        return _to_tuples(_literal(stripped))
+    raise ValueError(f"cannot override a value of type {type(default).__name__}")
+
+
+def apply_overrides(
+    config: ml_collections.ConfigDict, overrides: Sequence[str], *, source: str = "override"
+) -> ml_collections.ConfigDict:
+    """Applies ``key.sub=value`` strings to ``config`` in place and returns it.
+
+    Raises:
+      ConfigError: a malformed override, an unknown key (valid keys listed, closest first) or
+        a value that does not parse as the key's type.
+
+    Example:
+      >>> cfg = apply_overrides(base_config(), ["sampling.temperature=0.6", "steps=10"])
+      >>> cfg.sampling.temperature, cfg.steps
+      (0.6, 10)
+    """
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        key = key.strip().removeprefix("--").removeprefix("config.")
+        if not sep or not key:
+            raise ConfigError(f"{source}: override {override!r} is not of the form key.sub=value")
+        path = key.split(".")
+        try:
+            default = _get_path(config, path)
+        except (KeyError, AttributeError, TypeError):
+            default = None
+            _set_leaf(config, path, None, source)  # raises for unknown keys outside open groups
+        if isinstance(default, ml_collections.ConfigDict):
+            _set_leaf(config, path, None, source)  # raises the "is a group" error
+        try:
+            value = parse_override_value(text, default)
+        except ValueError as e:
+            raise ConfigError(f"{source}: bad value for '{key}': {e}") from None
+        _set_leaf(config, path, value, source)
+    return config
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _load_experiment(path: str) -> types.ModuleType:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    module_name = "r1jax_experiment_" + hashlib.sha1(os.path.abspath(path).encode()).hexdigest()
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"config file {path!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise ConfigError(f"config file {path!r} failed to import: {type(e).__name__}: {e}") from e
+    if not callable(getattr(module, "get_config", None)):
+        raise ConfigError(f"config file {path!r} does not define get_config(arg=None)")
+    return module
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Loads ``path/to/experiment.py[:preset]``, applies overrides and locks the result.
+
+    The file's ``get_config(arg)`` is called with the preset string (or with no argument when
+    there is none). Its result, a full or partial config, is laid over :func:`base_config`;
+    every key must exist there (except under ``data.task_options``). An empty ``spec`` gives
+    :func:`base_config` itself.
+
+    Args:
+      spec: ``"experiments/name.py"`` or ``"experiments/name.py:preset"``, or ``""``.
+      overrides: ``"key.sub=value"`` strings, applied in order after the file.
+
+    Returns:
+      A locked ``ConfigDict``.
+
+    Raises:
+      ConfigError: naming the file, the preset or the key that is wrong.
+
+    Example:
+      >>> load_config("", ["objective.algorithm=dapo"]).objective.algorithm
+      'dapo'
+    """
+    config = base_config()
+    if spec:
+        path, _, preset = spec.partition(":")
+        module = _load_experiment(path)
+        takes_arg = bool(inspect.signature(module.get_config).parameters)
+        if preset and not takes_arg:
+            raise ConfigError(
+                f"{path}: get_config() takes no argument, but preset {preset!r} given"
+            )
+        try:
+            loaded = module.get_config(preset or None) if takes_arg else module.get_config()
+        except Exception as e:
+            raise ConfigError(
+                f"{path}: get_config({preset or None!r}) failed: {type(e).__name__}: {e}"
+            ) from e
+        if isinstance(loaded, ml_collections.ConfigDict):
+            loaded = loaded.to_dict()
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(
+                f"{path}: get_config() returned {type(loaded).__name__}, not a config"
+            )
+        source = f"{path}" + (f":{preset}" if preset else "")
+        for leaf_path, value in _leaves(loaded):
+            _set_leaf(config, leaf_path, value, source)
+    apply_overrides(config, overrides, source="override")
+    config.lock()
+    return config
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandLine:
+    """What :func:`parse_command_line` read: the resolved config and the workdir."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    config_spec: str
+    overrides: tuple[str, ...]
+
+
+def parse_command_line(argv: Sequence[str], *, prog: str = "r1jax") -> CommandLine:
+    """Parses ``--config path.py[:preset] --config.key=value ... --workdir DIR``.
+
+    Overrides may be written ``--config.key=value`` or ``--config.key value``. Unknown flags
+    and config errors exit with status 2 and a message, as argparse does.
+
+    Args:
+      argv: the arguments without the program name (``sys.argv[1:]``).
+      prog: program name shown in usage messages.
+
+    Example:
+      >>> cli = parse_command_line(["--config.steps=3", "--workdir", "/tmp/run"])
+      >>> cli.config.steps, cli.workdir
+      (3, '/tmp/run')
+    """
+    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False)
+    parser.add_argument("--config", default="", help="experiment file path.py[:preset]")
+    parser.add_argument("--workdir", required=True, help="directory for checkpoints and logs")
+    known, rest = parser.parse_known_args(list(argv))
+    overrides = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if not arg.startswith("--config."):
+            parser.error(f"unrecognized argument {arg!r} (overrides look like --config.key=value)")
+        if "=" not in arg:
+            if i + 1 >= len(rest):
+                parser.error(f"{arg} needs a value")
+            arg = f"{arg}={rest[i + 1]}"
+            i += 1
+        overrides.append(arg.removeprefix("--config."))
+        i += 1
+    try:
+        config = load_config(known.config, overrides)
+    except ConfigError as e:
+        parser.error(str(e))
+    return CommandLine(config, known.workdir, known.config, tuple(overrides))
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """A plain nested dict of the config (tuples become lists), JSON-serialisable."""
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def config_hash(
+    config: ml_collections.ConfigDict, *, ignore: Sequence[str] = RESUMABLE_KEYS
+) -> str:
+    """A short stable hash of the config, leaving out ``ignore`` (top-level or dotted keys).
+
+    Stored with checkpoints so a resume with a config that changes the training trajectory
+    is caught. By default ``steps``, ``logging``, ``checkpoint`` and ``eval`` may change.
+
+    Example:
+      >>> a, b = base_config(), base_config()
+      >>> b.steps = 5
+      >>> config_hash(a) == config_hash(b)
+      True
+    """
+    tree = config_to_dict(config)
+    for key in ignore:
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    blob = json.dumps(tree, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str, name: str = "config.json") -> str:
+    """Writes the resolved config as JSON to ``workdir/name`` and returns the path."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, name)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def to_dataclass(cls: type, section: ml_collections.ConfigDict | Mapping, **overrides: Any) -> Any:
+    """Builds the frozen dataclass ``cls`` from the matching keys of a config section.
+
+    Keys of ``section`` that are not fields of ``cls`` are ignored, so one section can feed
+    several dataclasses; ``overrides`` replace or add field values. Lists become tuples, so the
+    result is hashable and can be a static ``jax.jit`` argument.
+
+    Raises:
+      ConfigError: a required field is neither in ``section`` nor in ``overrides``.
+
+    Example:
+      >>> @dataclasses.dataclass(frozen=True)
+      ... class Clip:
+      ...     clip_eps_low: float
+      ...     clip_eps_high: float
+      >>> to_dataclass(Clip, base_config().objective)
+      Clip(clip_eps_low=0.2, clip_eps_high=0.2)
+    """
+    values = section.to_dict() if isinstance(section, ml_collections.ConfigDict) else section
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name in overrides:
+            kwargs[field.name] = overrides[field.name]
+        elif field.name in values:
+            kwargs[field.name] = _to_tuples(values[field.name])
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(
+                f"{cls.__name__}: field '{field.name}' is not in the config section "
+                f"(keys: {', '.join(values)})"
+            )
+    return cls(**kwargs)
