@@ -48,7 +48,7 @@ def make_prompt_fn(
       system_prompt: ``"chat"`` only; a system message (``None`` keeps the chat template's
         default, which for Qwen is "You are Qwen, ...").
       user_text: ``"chat"`` only; ``problem -> user message``. Defaults to the task's
-        ``user_message(problem)`` if it has one, else ``task.prompt(problem, template="user")``.
+        ``user_message(problem)`` if it has one, else the problem's ``"question"`` field.
       assistant_prefix: ``"chat"`` only; text appended after the assistant header, so the
         prompt prefills the start of the response (R1-style ``"<think>\\n"``).
 
@@ -65,10 +65,7 @@ def make_prompt_fn(
     if tokenizer is None:
         raise ValueError("template='chat' needs a tokenizer (its chat template builds the prompt)")
     if user_text is None:
-        if hasattr(task, "user_message"):
-            user_text = task.user_message
-        else:
-            user_text = lambda problem: task.prompt(problem, template="user")  # noqa: E731
+        user_text = getattr(task, "user_message", None) or _question_field
 
     def chat_prompt(problem: dict) -> str:
         messages = [{"role": "user", "content": user_text(problem)}]
@@ -78,6 +75,16 @@ def make_prompt_fn(
         return text + assistant_prefix
 
     return chat_prompt
+
+
+def _question_field(problem: dict) -> str:
+    question = problem.get("question")
+    if not isinstance(question, str):
+        raise ValueError(
+            f"template='chat' needs the task's user_message(problem), user_text=, or a text "
+            f"'question' field in the problem; problem {problem.get('id', '')!r} has none"
+        )
+    return question
 
 
 @dataclasses.dataclass(frozen=True)

@@ -125,6 +125,7 @@ def load_problems(
     keep_extra: bool = True,
     on_bad_row: BadRowPolicy = "error",
     file_format: Literal["jsonl", "parquet"] | None = None,
+    text_fields: Sequence[str] = ("question",),
 ) -> FileProblems:
     """Reads a JSONL or Parquet file of problems through a field mapping.
 
@@ -132,8 +133,8 @@ def load_problems(
       path: ``.jsonl`` / ``.json`` (one JSON object per line) or ``.parquet`` file.
       fields: problem key -> column, e.g. ``{"question": "problem", "answer": "solution",
         "id": "unique_id"}``. Every mapped column is required in every row and must not be
-        null. ``question`` must be a non-empty string, ``id`` a string or int (kept as a
-        string), the others JSON scalars or lists/dicts of them. Without an ``id`` mapping the
+        null. The ``text_fields`` keys must be non-empty strings, ``id`` a string or int (kept
+        as a string), the others JSON scalars or lists/dicts of them. Without an ``id`` mapping the
         id is ``"<file name>:<row>"``. Defaults to ``{"question": "question", "answer":
         "answer"}``.
       keep_extra: also keep the row's unmapped columns under their own names (a mapped key
@@ -142,6 +143,8 @@ def load_problems(
         1-based line numbers, Parquet rows 0-based indices); ``"skip"`` drops the row and
         counts it by reason in ``FileProblems.skipped``.
       file_format: overrides the guess from the file suffix.
+      text_fields: mapped keys that must hold non-empty text (``("question",)`` for RL
+        problems; SFT files add ``"response"``).
 
     Returns:
       A ``FileProblems`` with the problems in file order.
@@ -152,8 +155,9 @@ def load_problems(
     """
     path = Path(path)
     fields = dict(DEFAULT_FIELDS if fields is None else fields)
-    if "question" not in fields:
-        raise ValueError(f"fields must map 'question' to a column, got {fields}")
+    missing = [key for key in text_fields if key not in fields]
+    if missing:
+        raise ValueError(f"fields must map {missing} to columns, got {fields}")
     if on_bad_row not in ("error", "skip"):
         raise ValueError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
     if not path.is_file():
@@ -168,7 +172,8 @@ def load_problems(
         try:
             if isinstance(row, _BadRow):
                 raise _RowError(row.reason, row.detail)
-            problems.append(_to_problem(row, fields, keep_extra, default_id=f"{path.name}:{where}"))
+            default_id = f"{path.name}:{where}"
+            problems.append(_to_problem(row, fields, keep_extra, text_fields, default_id))
         except _RowError as error:
             if on_bad_row == "error":
                 raise DataError(f"{path}: {where}: {error.detail}") from None
@@ -260,7 +265,13 @@ def _read_parquet(path: Path):
         yield f"row {index}", row
 
 
-def _to_problem(row: dict, fields: Mapping[str, str], keep_extra: bool, default_id: str) -> dict:
+def _to_problem(
+    row: dict,
+    fields: Mapping[str, str],
+    keep_extra: bool,
+    text_fields: Sequence[str],
+    default_id: str,
+) -> dict:
     problem = {}
     if keep_extra:
         mapped_columns = set(fields.values())
@@ -271,16 +282,16 @@ def _to_problem(row: dict, fields: Mapping[str, str], keep_extra: bool, default_
         value = row[column]
         if value is None:
             raise _RowError("missing_field", f"field {column!r} (mapped to {key!r}) is null")
-        problem[key] = _check_type(key, column, value)
+        problem[key] = _check_type(key, column, value, is_text=key in text_fields)
     problem.setdefault("id", default_id)
     return problem
 
 
-def _check_type(key: str, column: str, value: Any) -> Any:
-    if key == "question":
+def _check_type(key: str, column: str, value: Any, *, is_text: bool) -> Any:
+    if is_text:
         if not isinstance(value, str) or not value.strip():
             got = "an empty string" if isinstance(value, str) else type(value).__name__
-            raise _RowError("wrong_type", f"field {column!r} (question) must be text, got {got}")
+            raise _RowError("wrong_type", f"field {column!r} ({key}) must be text, got {got}")
         return value
     if key == "id":
         if isinstance(value, bool) or not isinstance(value, str | int):
