@@ -1,0 +1,401 @@
+"""Knights and Knaves (Logic-RL, with mem-kk-logic's generator).
+
+What lives here: the statement sampler and brute-force solver (ALGORITHMS §5.3.1-5.3.3), the
+natural-language rendering with mem-kk-logic's 51 common names and 18 saying templates
+(§5.3.4), the prompt templates (§1.4), and the Logic-RL reward (§5.3.5-5.3.6).
+
+A statement is a nested list: ``["telling-truth", j]`` ("j is a knight"), ``["lying", j]``,
+``["not", s]``, ``["and", s1, s2]``, ``["or", s1, s2]``, ``["->", s1, s2]``,
+``["<=>", s1, s2]``. A problem is ``{"n_people", "names", "statements", "solution"
+(list of bool, True = knight), "quiz", "solution_text", "solution_text_format"}``; only
+``solution_text_format`` (``"(1) Name is a knight\\n(2) ..."``, Logic-RL's ground truth) is
+needed to verify, so Logic-RL's own records verify too.
+
+Scoring (Logic-RL ``kk.py``): the text checked is ``PREFILL + completion`` (the prompt's
+``<think>`` counts). Format: ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` each exactly
+once, first positions in that order: +1, else -1. Answer (only when the format passes and an
+answer tag exists): the last ``<answer>(.*?)</answer>`` (DOTALL); the number of ``knight`` plus
+``knave`` substrings in its lower-cased text must equal the number of people, and each name must
+match ``\\bNAME\\b\\s+is\\s+a\\s+\\b(knight|knave)\\b`` (case-insensitive), else unparseable (-2);
+all right +2, any wrong -1.5; missing answer or failed format -2. Totals: 3, -0.5, -1, -3.
+"""
+
+import itertools
+import re
+
+import numpy as np
+
+from r1jax.tasks import format as format_lib
+from r1jax.tasks import verdict as verdict_lib
+from r1jax.tasks.verdict import Verdict
+
+COMMON_NAMES = (
+    "Emma", "Liam", "Olivia", "Noah", "Ava", "Ethan", "Sophia", "Mason", "Isabella", "William",
+    "Mia", "James", "Charlotte", "Benjamin", "Amelia", "Lucas", "Harper", "Henry", "Evelyn",
+    "Alexander", "Abigail", "Michael", "Emily", "Daniel", "Elizabeth", "Jacob", "Sofia", "Logan",
+    "Avery", "Jackson", "Ella", "Sebastian", "Scarlett", "Jack", "Grace", "Aiden", "Chloe", "Owen",
+    "Victoria", "Samuel", "Riley", "Matthew", "Aria", "Joseph", "Lily", "Luke", "Aurora", "David",
+    "Zoey", "Oliver", "Penelope",
+)  # fmt: skip
+"""mem-kk-logic's ``COMMON_NAMES`` (51)."""
+
+SAYING_TEMPLATES = (
+    "{name} said that {content}.",
+    "{name} told you that {content}.",
+    '{name} said, "{content}."',
+    '{name} stated, "{content}".',
+    'According to {name}, "{content}".',
+    'In {name}\'s words: "{content}".',
+    '{name} remarked, "{content}".',
+    '"{content}," {name} declared.',
+    '{name} was heard saying, "{content}".',
+    "{name} expressed that {content}.",
+    '"{content}" - {name}.',
+    'As {name} put it, "{content}".',
+    '{name} asserted: "{content}".',
+    '"{content}," {name} mentioned.',
+    '{name} commented, "{content}".',
+    'In a statement by {name}: "{content}".',
+    '{name} noted, "{content}".',
+    '"{content}," {name} claimed.',
+)
+"""mem-kk-logic's ``TEMPLATES`` (18)."""
+
+_PREFIX = (
+    "A very special island is inhabited only by knights and knaves. Knights always tell the "
+    "truth, and knaves always lie. "
+)
+_POSTFIX = "So who is a knight and who is a knave?"
+
+TEMPLATES = {
+    "base": (
+        "The user asks a question, and the Assistant solves it.The assistant first thinks about "
+        "the reasoning process in the mind and then provides the user with the final answer. The "
+        "reasoning process and answer are enclosed within <think> </think> and <answer> </answer> "
+        "tags, respectively, i.e., <think> reasoning process here </think><answer> answer here "
+        "</answer>. Now the user asks you to solve a logical reasoning problem. After thinking, "
+        "when you finally reach a conclusion, clearly state the identity of each character within "
+        "<answer> </answer> tags. List the identity of each person one by one, for example, "
+        "<answer> (1) Zoey is a knight\n(2) Oliver is a knight\n(3)... </answer>.\n\n"
+        "User:{quiz}\nAssistant: <think>"
+    ),
+    "qwen_instruct": (
+        "<|im_start|>system\nYou are a helpful assistant. The assistant first thinks about the "
+        "reasoning process in the mind and then provides the user with the answer. The reasoning "
+        "process and answer are enclosed within <think> </think> and<answer> </answer> tags, "
+        "respectively, i.e., <think> reasoning process here </think><answer> answer here "
+        "</answer>.  Now the user asks you to solve a logical reasoning problem. After thinking, "
+        "when you finally reach a conclusion, clearly state the identity of each character within "
+        "<answer> </answer> tags. i.e., <answer> (1) Zoey is a knight\n(2) ... </answer>.\n"
+        "<|im_end|>\n<|im_start|>user\n{quiz}\n<|im_end|>\n<|im_start|>assistant\n<think>"
+    ),
+}
+"""Prompt templates by name (ALGORITHMS §1.4, byte for byte)."""
+
+PREFILL = "<think>"
+"""The ``<think>`` every template ends with; the format check prepends it to the completion."""
+
+FORMAT_REWARD = 1.0
+CORRECT_REWARD = 2.0
+WRONG_REWARD = -1.5
+UNPARSEABLE_REWARD = -2.0
+
+_LEAVES = ("telling-truth", "lying")
+
+
+def _sample_statement(rng: np.random.Generator, person: int, n_people: int, depth: int, width: int):
+    """mem-kk-logic ``KKProblemSampler._sample_statement``, statements as lists."""
+    dice = int(rng.integers(0, 6))
+    if depth == 1 or dice == 0:
+        while True:
+            kind = str(rng.choice(list(_LEAVES)))
+            target = int(rng.integers(0, n_people))
+            if not (kind == "lying" and target == person):  # "I am a knave" is contradictory
+                return [kind, target]
+    if dice == 1:
+        return ["not", _sample_statement(rng, person, n_people, depth - 1, width)]
+    if dice in (2, 3):
+        count = int(rng.integers(2, width + 1))
+        operator = ("and", "or")[dice - 2]
+    else:
+        count = 2
+        operator = ("->", "<=>")[dice - 4]
+    parts = []
+    while len(parts) < count:
+        part = _sample_statement(rng, person, n_people, depth - 1, width)
+        if part not in parts:
+            parts.append(part)
+    return [operator, *parts]
+
+
+def holds(statement, assignment) -> bool:
+    """Whether ``statement`` is true when ``assignment[i]`` says if person ``i`` is a knight.
+
+    Example:
+      >>> holds(["->", ["telling-truth", 0], ["lying", 1]], [True, False])
+      True
+    """
+    kind = statement[0]
+    if kind == "telling-truth":
+        return bool(assignment[statement[1]])
+    if kind == "lying":
+        return not assignment[statement[1]]
+    if kind == "not":
+        return not holds(statement[1], assignment)
+    if kind == "and":
+        return all(holds(part, assignment) for part in statement[1:])
+    if kind == "or":
+        return any(holds(part, assignment) for part in statement[1:])
+    if kind == "->":
+        return (not holds(statement[1], assignment)) or holds(statement[2], assignment)
+    if kind == "<=>":
+        return holds(statement[1], assignment) == holds(statement[2], assignment)
+    raise ValueError(f"unknown knights-and-knaves statement {statement!r}")
+
+
+def solutions(statements) -> list[tuple[bool, ...]]:
+    """Every consistent assignment: knights' statements hold, knaves' statements fail.
+
+    Example:
+      >>> solutions([["lying", 1], ["and", ["telling-truth", 0], ["telling-truth", 1]]])
+      [(True, False)]
+    """
+    return [
+        assignment
+        for assignment in itertools.product((True, False), repeat=len(statements))
+        if all(assignment[i] == holds(s, assignment) for i, s in enumerate(statements))
+    ]
+
+
+def _leaf_text(names, statement, negated: bool = False) -> str:
+    if statement[0] not in _LEAVES:
+        raise ValueError(f"only depth-2 statements can be rendered, got {statement!r}")
+    role = "a knight" if statement[0] == "telling-truth" else "a knave"
+    return f"{names[statement[1]]} is {'not ' if negated else ''}{role}"
+
+
+def render_statement(names, statement) -> str:
+    """mem-kk-logic ``format_statement``: a statement of depth at most 2 as English.
+
+    Example:
+      >>> render_statement(["Emma", "Liam"], ["<=>", ["telling-truth", 0], ["lying", 1]])
+      'Emma is a knight if and only if Liam is a knave'
+    """
+    kind = statement[0]
+    if kind == "not":
+        return _leaf_text(names, statement[1], negated=True)
+    if kind in ("and", "or"):
+        return f" {kind} ".join(_leaf_text(names, part) for part in statement[1:])
+    if kind == "->":
+        return f"If {_leaf_text(names, statement[1])} then {_leaf_text(names, statement[2])}"
+    if kind == "<=>":
+        return f"{_leaf_text(names, statement[1])} if and only if {_leaf_text(names, statement[2])}"
+    return _leaf_text(names, statement)
+
+
+def solution_text_format(names, solution) -> str:
+    """Logic-RL's ground-truth text: ``"(1) Emma is a knight\\n(2) Liam is a knave"``."""
+    return "\n".join(
+        f"({i + 1}) {name} is {'a knight' if knight else 'a knave'}"
+        for i, (name, knight) in enumerate(zip(names, solution))
+    )
+
+
+def generate(
+    rng: np.random.Generator,
+    *,
+    n_people: int | tuple[int, ...] = (3, 4, 5, 6, 7),
+    depth: int = 2,
+    width: int = 2,
+    max_tries: int = 1000,
+) -> dict:
+    """Draws a puzzle with exactly one solution and renders it as mem-kk-logic does.
+
+    Statements are sampled per person (mem-kk-logic ``KKProblemSampler``) until the puzzle has
+    a unique solution; then names (without replacement from ``COMMON_NAMES``) and one saying
+    template per person are drawn from the same ``rng``. Deduplication across a data set is the
+    caller's job (mem-kk-logic's sampler skips repeated statement tuples).
+
+    Args:
+      rng: the generator; the result is a function of its state.
+      n_people: the number of people (2 to 8 in Logic-RL's evaluation, 3 to 7 in its training
+        data), or a tuple to draw it from uniformly.
+      depth: statement depth; the rendering supports 1 or 2.
+      width: branches of ``and``/``or``; the rendering supports 2.
+      max_tries: statement tuples drawn before giving up.
+
+    Raises:
+      RuntimeError: if no puzzle with a unique solution turns up within ``max_tries``.
+
+    Example:
+      >>> p = generate(np.random.default_rng(0), n_people=3)
+      >>> solutions(p["statements"]) == [tuple(p["solution"])]
+      True
+    """
+    choices = (n_people,) if isinstance(n_people, int) else tuple(n_people)
+    if not choices or min(choices) < 1 or max(choices) > len(COMMON_NAMES):
+        raise ValueError(f"n_people must be between 1 and {len(COMMON_NAMES)}, got {n_people!r}")
+    if depth not in (1, 2) or width != 2:
+        raise ValueError(f"only depth 1 or 2 and width 2 can be rendered, got {depth}, {width}")
+    n = int(choices[int(rng.integers(len(choices)))])
+    for _ in range(max_tries):
+        statements = [_sample_statement(rng, i, n, depth, width) for i in range(n)]
+        found = solutions(statements)
+        if len(found) == 1:
+            break
+    else:
+        raise RuntimeError(
+            f"no knights-and-knaves puzzle with a unique solution in {max_tries} tries"
+        )
+    solution = [bool(x) for x in found[0]]
+    names = [str(x) for x in rng.choice(list(COMMON_NAMES), size=n, replace=False)]
+    text = _PREFIX + f"You meet {n} inhabitants: " + ", ".join(names[:-1])
+    text += (", and " if n > 1 else "") + names[-1] + "."
+    for i, statement in enumerate(statements):
+        template = SAYING_TEMPLATES[int(rng.integers(len(SAYING_TEMPLATES)))]
+        text += " " + template.format(name=names[i], content=render_statement(names, statement))
+    text += " " + _POSTFIX
+    roles = [
+        f"{name} is {'a knight' if knight else 'a knave'}" for name, knight in zip(names, solution)
+    ]
+    return {
+        "n_people": n,
+        "names": names,
+        "statements": statements,
+        "solution": solution,
+        "quiz": text,
+        "solution_text": (", ".join(roles[:-1]) + ", and " + roles[-1] + ".")
+        if n > 1
+        else roles[0] + ".",
+        "solution_text_format": solution_text_format(names, solution),
+    }
+
+
+def prompt(problem: dict, *, template: str = "base") -> str:
+    """The prompt for ``problem`` with template ``"base"`` or ``"qwen_instruct"``."""
+    if template not in TEMPLATES:
+        raise ValueError(
+            f"knights_knaves template must be one of {sorted(TEMPLATES)}, got {template!r}"
+        )
+    return TEMPLATES[template].format(quiz=problem["quiz"])
+
+
+def reference_roles(problem: dict) -> dict[str, str]:
+    """The ground truth as ``{name: "knight" | "knave"}``, parsed as Logic-RL parses it.
+
+    Uses ``solution_text_format`` when present (each line's first word and first role word),
+    else ``names`` and ``solution``.
+    """
+    text = problem.get("solution_text_format")
+    if text is None:
+        text = solution_text_format(problem["names"], problem["solution"])
+    roles = {}
+    for line in text.split("\n"):
+        match = re.search(r"\b([A-Za-z]+)\b.*?\b(knight|knave)\b", line.strip(), re.IGNORECASE)
+        if match:
+            roles[match.group(1)] = match.group(2).lower()
+    if not roles:
+        raise ValueError(f"knights_knaves problem has no parseable solution: {text!r}")
+    return roles
+
+
+def parse_answer(answer: str, names) -> dict[str, str] | None:
+    """Logic-RL ``parse_model_answer``: each name's role, or ``None`` if unparseable.
+
+    Example:
+      >>> parse_answer("(1) Emma is a knight\\n(2) liam IS a  Knave", ["Emma", "Liam"])
+      {'Emma': 'knight', 'Liam': 'knave'}
+    """
+    lowered = answer.lower()
+    if lowered.count("knight") + lowered.count("knave") != len(names):
+        return None
+    roles = {}
+    for name in names:
+        pattern = rf"\b{re.escape(name)}\b\s+is\s+a\s+\b(knight|knave)\b"
+        match = re.search(pattern, answer, re.IGNORECASE)
+        if match is None:
+            return None
+        roles[name] = match.group(1).lower()
+    return roles
+
+
+def _format_ok(text: str) -> bool:
+    """Logic-RL ``validate_response_structure``."""
+    tags = (
+        format_lib.THINK_OPEN,
+        format_lib.THINK_CLOSE,
+        format_lib.ANSWER_OPEN,
+        format_lib.ANSWER_CLOSE,
+    )
+    if any(text.count(tag) != 1 for tag in tags):
+        return False
+    positions = [text.find(tag) for tag in tags]
+    return positions == sorted(positions)
+
+
+def verify(
+    completion: str,
+    problem: dict,
+    *,
+    template: str = "base",
+    format_reward: float = FORMAT_REWARD,
+    correct_reward: float = CORRECT_REWARD,
+    wrong_reward: float = WRONG_REWARD,
+    unparseable_reward: float = UNPARSEABLE_REWARD,
+) -> Verdict:
+    """Scores a knights-and-knaves completion with Logic-RL's reward.
+
+    Args:
+      completion: the decoded response after the prompt (which ends with ``PREFILL``).
+      problem: a puzzle; ``solution_text_format`` or ``names`` + ``solution`` is used.
+      template: the prompt template; with ``"qwen_instruct"`` a completion containing
+        ``Assistant:`` is cut there, as Logic-RL's extraction does on prompt + response.
+      format_reward: ``+format_reward`` if the format passes, ``-format_reward`` if not.
+      correct_reward, wrong_reward, unparseable_reward: the answer part.
+
+    Returns:
+      a ``Verdict``: ``correct`` means the answer part earned ``correct_reward`` (so the format
+      passed too), ``well_formed`` that the format passed, ``score`` the total.
+
+    Example:
+      >>> problem = {"solution_text_format": "(1) Emma is a knight\\n(2) Liam is a knave"}
+      >>> verify("ok</think><answer>Emma is a knight, Liam is a knave</answer>", problem).score
+      3.0
+    """
+    if not isinstance(completion, str):
+        return Verdict.failure(verdict_lib.ERROR, f"completion is {type(completion).__name__}")
+    truth = reference_roles(problem)
+    if template not in TEMPLATES:
+        raise ValueError(
+            f"knights_knaves template must be one of {sorted(TEMPLATES)}, got {template!r}"
+        )
+    text = PREFILL + completion
+    if template == "qwen_instruct" and "Assistant:" in completion:
+        text = completion.split("Assistant:", 1)[1]
+    format_ok = _format_ok(text)
+    format_score = format_reward if format_ok else -abs(format_reward)
+    answer = format_lib.last_answer_tag(text, dotall=True)
+    answer = answer.strip() if answer is not None else None
+    shown = verdict_lib.truncate(answer)
+    if not format_ok:
+        reason = verdict_lib.BAD_FORMAT
+        answer_score, correct = unparseable_reward, False
+    elif not answer:
+        reason = verdict_lib.NO_ANSWER
+        answer_score, correct = unparseable_reward, False
+    else:
+        predicted = parse_answer(answer, list(truth))
+        if predicted is None:
+            reason = verdict_lib.UNPARSEABLE
+            answer_score, correct = unparseable_reward, False
+        else:
+            correct = predicted == truth
+            reason = verdict_lib.CORRECT if correct else verdict_lib.WRONG
+            answer_score = correct_reward if correct else wrong_reward
+    return Verdict(
+        correct=correct,
+        well_formed=format_ok,
+        reason=reason,
+        score=float(format_score + answer_score),
+        answer=shown,
+    )
