@@ -1,0 +1,136 @@
+"""The key/value cache pytree that `forward` reads and writes during sampling.
+
+Lives here: `KVCache` (one key and one value buffer per layer, a per-slot validity mask and
+the next slot to write), its empty constructor and its logical axes / shardings. Not here:
+the writes themselves (`r1jax.models.transformer.forward` does them with
+``lax.dynamic_update_slice``, in place when the caller donates the cache) and the decode loop
+(`r1jax.sampling`).
+
+Rows are left-padded to a common prompt length, so every row writes the same slots and one
+scalar ``end`` serves the whole batch; ``valid`` marks which slots hold real tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+
+from r1jax.models.config import ModelConfig
+from r1jax.sharding import ShardingRules, logical_sharding
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class KVCache:
+    """Per-layer key/value buffers for ``B`` rows of up to ``Smax`` tokens.
+
+    Attributes:
+      keys: one ``[B, Smax, K, Dh]`` buffer per layer (keys after RoPE and QK-norm).
+      values: one ``[B, Smax, K, Dh]`` buffer per layer.
+      valid: ``[B, Smax]`` bool, True where a slot holds a real (non-pad) token.
+      end: ``[]`` int32, the next slot to write (the same for every row).
+    """
+
+    keys: tuple[jax.Array, ...]
+    values: tuple[jax.Array, ...]
+    valid: jax.Array
+    end: jax.Array
+
+    KV_AXES: ClassVar[tuple[str, ...]] = ("batch", "cache_seq", "kv_heads", "head_dim")
+    VALID_AXES: ClassVar[tuple[str, ...]] = ("batch", "cache_seq")
+    END_AXES: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def max_length(self) -> int:
+        """``Smax``, the number of slots."""
+        return self.valid.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        """``B``, the number of rows."""
+        return self.valid.shape[0]
+
+    @classmethod
+    def init(
+        cls,
+        config: ModelConfig,
+        batch_size: int,
+        max_length: int,
+        dtype: str | jnp.dtype | None = None,
+        *,
+        mesh: Mesh | None = None,
+        rules: ShardingRules | None = None,
+    ) -> KVCache:
+        """An empty cache (zeros, nothing valid, ``end = 0``).
+
+        Args:
+          config: the model config (layers, KV heads, head dim, compute dtype).
+          batch_size: ``B``.
+          max_length: ``Smax``, prompt plus completion slots.
+          dtype: buffer dtype; ``config.dtype`` when None.
+          mesh: when given, the buffers are created directly in `KVCache.shardings`.
+          rules: logical -> mesh axis rules for ``mesh``.
+
+        Example:
+          >>> cache = KVCache.init(ModelConfig.preset("tiny"), batch_size=2, max_length=8)
+          >>> len(cache.keys), cache.keys[0].shape, int(cache.end)
+          (2, (2, 8, 2, 32), 0)
+        """
+        dtype = jnp.dtype(config.dtype if dtype is None else dtype)
+        shape = (batch_size, max_length, config.num_kv_heads, config.head_dim)
+
+        def build() -> KVCache:
+            zeros = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_layers))
+            return cls(
+                keys=zeros,
+                values=tuple(jnp.zeros(shape, dtype) for _ in range(config.num_layers)),
+                valid=jnp.zeros((batch_size, max_length), jnp.bool_),
+                end=jnp.zeros((), jnp.int32),
+            )
+
+        if mesh is None:
+            return build()
+        shardings = cls.shardings(config, batch_size, max_length, mesh, rules)
+        return jax.jit(build, out_shardings=shardings)()
+
+    @classmethod
+    def logical_axes(cls, config: ModelConfig) -> dict[str, object]:
+        """The logical axis names of each field, as a dict keyed by field name.
+
+        Example:
+          >>> KVCache.logical_axes(ModelConfig.preset("tiny"))["valid"]
+          ('batch', 'cache_seq')
+        """
+        return {
+            "keys": (cls.KV_AXES,) * config.num_layers,
+            "values": (cls.KV_AXES,) * config.num_layers,
+            "valid": cls.VALID_AXES,
+            "end": cls.END_AXES,
+        }
+
+    @classmethod
+    def shardings(
+        cls,
+        config: ModelConfig,
+        batch_size: int,
+        max_length: int,
+        mesh: Mesh,
+        rules: ShardingRules | None = None,
+    ) -> KVCache:
+        """A `KVCache` whose leaves are the `NamedSharding` of each buffer on ``mesh``.
+
+        Dimensions that a mesh axis does not divide (e.g. 2 KV heads on ``tensor=4``) are
+        replicated over it.
+        """
+        kv_shape = (batch_size, max_length, config.num_kv_heads, config.head_dim)
+        kv: NamedSharding = logical_sharding(mesh, cls.KV_AXES, rules, shape=kv_shape)
+        return cls(
+            keys=(kv,) * config.num_layers,
+            values=(kv,) * config.num_layers,
+            valid=logical_sharding(mesh, cls.VALID_AXES, rules, shape=(batch_size, max_length)),
+            end=logical_sharding(mesh, cls.END_AXES, rules, shape=()),
+        )

@@ -1,0 +1,291 @@
+"""Linen building blocks of the decoder: RMSNorm, embedding, GQA attention, SwiGLU MLP, block.
+
+Lives here: the modules and the masked-softmax attention kernel. Every param is declared with
+`nn.with_logical_partitioning` (logical names ``embed``, ``vocab``, ``heads``, ``kv_heads``,
+``head_dim``, ``mlp``, ``norm``). Not here: the stack of blocks, masks and the public
+`forward` (`r1jax.models.transformer`), cache layout (`r1jax.models.kv_cache`).
+
+Layouts (einsum letters as in the shape vocabulary): q kernel ``[D, H, Dh]``, k/v kernels
+``[D, K, Dh]``, o kernel ``[H, Dh, D]``, gate/up ``[D, F]``, down ``[F, D]``, embedding
+``[V, D]``, untied unembedding ``[D, V]``. Matmuls run in ``config.dtype`` and accumulate in
+float32 (``preferred_element_type``); norms, softmax and logits are float32.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from r1jax.models.config import ModelConfig
+from r1jax.models.rope import apply_rope
+from r1jax.sharding import ShardingRules, constrain
+
+# Large but finite, so a query row whose keys are all masked (a left-pad position) gives a
+# uniform softmax instead of NaN.
+MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
+
+
+def _kernel_init(in_axis, out_axis):
+    return nn.initializers.variance_scaling(
+        1.0, "fan_in", "truncated_normal", in_axis=in_axis, out_axis=out_axis
+    )
+
+
+def _dot(spec: str, x: jax.Array, w: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """``einsum`` in ``dtype`` with float32 accumulation, result cast back to ``dtype``."""
+    out = jnp.einsum(spec, x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
+    return out.astype(dtype)
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm over the last axis, computed in float32."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = self.param(
+            "scale",
+            nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
+            (x.shape[-1],),
+            self.config.params_dtype,
+        )
+        x32 = x.astype(jnp.float32)
+        x32 = x32 * lax.rsqrt(
+            jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.config.rms_norm_eps
+        )
+        return (x32 * scale.astype(jnp.float32)).astype(self.config.compute_dtype)
+
+
+class Embed(nn.Module):
+    """Token embedding ``[V, D]``; `attend` is the tied unembedding."""
+
+    config: ModelConfig
+
+    def setup(self):
+        self.embedding = self.param(
+            "embedding",
+            nn.with_logical_partitioning(nn.initializers.normal(0.02), ("vocab", "embed")),
+            (self.config.vocab_size, self.config.hidden_size),
+            self.config.params_dtype,
+        )
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        """``[B, S]`` ids -> ``[B, S, D]`` embeddings in the compute dtype."""
+        return jnp.take(self.embedding, tokens, axis=0).astype(self.config.compute_dtype)
+
+    def attend(self, x: jax.Array) -> jax.Array:
+        """``[B, S, D]`` -> ``[B, S, V]`` float32 logits against the embedding matrix."""
+        dtype = self.config.compute_dtype
+        return jnp.einsum(
+            "bsd,vd->bsv",
+            x.astype(dtype),
+            self.embedding.astype(dtype),
+            preferred_element_type=jnp.float32,
+        )
+
+
+class Unembed(nn.Module):
+    """Untied output projection ``[D, V]`` (HF ``lm_head``)."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``[B, S, D]`` -> ``[B, S, V]`` float32 logits."""
+        kernel = self.param(
+            "kernel",
+            nn.with_logical_partitioning(_kernel_init(0, 1), ("embed", "vocab")),
+            (self.config.hidden_size, self.config.vocab_size),
+            self.config.params_dtype,
+        )
+        dtype = self.config.compute_dtype
+        return jnp.einsum(
+            "bsd,dv->bsv", x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32
+        )
+
+
+def attend(
+    q: jax.Array, keys: jax.Array, values: jax.Array, mask: jax.Array, dtype: jnp.dtype
+) -> jax.Array:
+    """Grouped-query attention without repeating KV heads.
+
+    Args:
+      q: ``[B, S, H, Dh]`` queries (after RoPE).
+      keys: ``[B, T, K, Dh]`` keys (after RoPE); ``T`` is ``S`` or the attended cache length.
+      values: ``[B, T, K, Dh]``.
+      mask: ``[B, S, T]`` bool, True where query ``s`` may attend key ``t``.
+      dtype: compute dtype of the two matmuls (scores and softmax stay float32).
+
+    Returns:
+      ``[B, S, H, Dh]`` in ``dtype``.
+    """
+    batch, length, num_heads, head_dim = q.shape
+    num_kv_heads = keys.shape[2]
+    q = q.reshape(batch, length, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B,S,K,G,Dh]
+    scores = jnp.einsum(
+        "bskgd,btkd->bkgst", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
+    )  # [B, K, G, S, T]
+    scores = scores * np.float32(head_dim**-0.5)
+    scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=-1)
+    out = jnp.einsum(
+        "bkgst,btkd->bskgd",
+        probs.astype(dtype),
+        values.astype(dtype),
+        preferred_element_type=jnp.float32,
+    )  # [B, S, K, G, Dh]
+    return out.reshape(batch, length, num_heads, head_dim).astype(dtype)  # [B, S, H, Dh]
+
+
+class Projection(nn.Module):
+    """Contracts the last ``len(in_axes)`` dims of ``x`` with a ``kernel`` (+ optional ``bias``).
+
+    ``shape`` and ``axes`` describe the kernel; its first ``num_in`` dims are contracted.
+    """
+
+    config: ModelConfig
+    shape: tuple[int, ...]
+    axes: tuple[str, ...]
+    num_in: int = 1
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cfg = self.config
+        in_dims = tuple(range(self.num_in))
+        out_dims = tuple(range(self.num_in, len(self.shape)))
+        kernel = self.param(
+            "kernel",
+            nn.with_logical_partitioning(_kernel_init(in_dims, out_dims), self.axes),
+            self.shape,
+            cfg.params_dtype,
+        )
+        dtype = cfg.compute_dtype
+        x_dims = tuple(range(x.ndim - self.num_in, x.ndim))
+        out = lax.dot_general(
+            x.astype(dtype),
+            kernel.astype(dtype),
+            ((x_dims, in_dims), ((), ())),
+            preferred_element_type=jnp.float32,
+        )  # [..., *shape[num_in:]]
+        if self.use_bias:
+            bias = self.param(
+                "bias",
+                nn.with_logical_partitioning(nn.initializers.zeros, self.axes[self.num_in :]),
+                self.shape[self.num_in :],
+                cfg.params_dtype,
+            )
+            out = out + bias.astype(jnp.float32)
+        return out.astype(dtype)
+
+
+class Attention(nn.Module):
+    """Causal GQA self-attention with RoPE, optional q/k/v bias and per-head q/k RMSNorm."""
+
+    config: ModelConfig
+    attend_length: int | None = None
+    rules: ShardingRules | None = None
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        cos: jax.Array,
+        sin: jax.Array,
+        mask: jax.Array,
+        layer_cache: tuple[jax.Array, jax.Array] | None = None,
+        end: jax.Array | None = None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
+        """Attends ``x`` over itself, or writes it to the cache and attends over the cache.
+
+        Args:
+          x: ``[B, S, D]`` normalised hidden states.
+          cos: ``[B, S, Dh/2]`` float32 RoPE cosines.
+          sin: ``[B, S, Dh/2]`` float32 RoPE sines.
+          mask: ``[B, S, S]`` without a cache, ``[B, S, A]`` with one (``A`` attended slots).
+          layer_cache: this layer's ``([B, Smax, K, Dh], [B, Smax, K, Dh])`` buffers, or None.
+          end: ``[]`` int32, the first slot to write (with a cache).
+
+        Returns:
+          The ``[B, S, D]`` output and the updated layer cache (None without one).
+        """
+        cfg = self.config
+        d, h, k, dh = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        q_axes = ("embed", "heads", "head_dim")
+        kv_axes = ("embed", "kv_heads", "head_dim")
+        q = Projection(cfg, (d, h, dh), q_axes, use_bias=cfg.qkv_bias, name="q_proj")(x)
+        keys = Projection(cfg, (d, k, dh), kv_axes, use_bias=cfg.qkv_bias, name="k_proj")(x)
+        values = Projection(cfg, (d, k, dh), kv_axes, use_bias=cfg.qkv_bias, name="v_proj")(x)
+        if cfg.qk_norm:
+            q = RMSNorm(cfg, name="q_norm")(q)  # [B, S, H, Dh]
+            keys = RMSNorm(cfg, name="k_norm")(keys)  # [B, S, K, Dh]
+        q = constrain(apply_rope(q, cos, sin), ("batch", "seq", "heads", "head_dim"), self.rules)
+        keys = constrain(
+            apply_rope(keys, cos, sin), ("batch", "seq", "kv_heads", "head_dim"), self.rules
+        )
+        values = constrain(values, ("batch", "seq", "kv_heads", "head_dim"), self.rules)
+
+        if layer_cache is not None:
+            cache_keys, cache_values = layer_cache
+            start = (0, end, 0, 0)
+            cache_keys = lax.dynamic_update_slice(cache_keys, keys.astype(cache_keys.dtype), start)
+            cache_values = lax.dynamic_update_slice(
+                cache_values, values.astype(cache_values.dtype), start
+            )
+            layer_cache = (cache_keys, cache_values)
+            length = cache_keys.shape[1] if self.attend_length is None else self.attend_length
+            keys = lax.slice_in_dim(cache_keys, 0, length, axis=1)  # [B, A, K, Dh]
+            values = lax.slice_in_dim(cache_values, 0, length, axis=1)  # [B, A, K, Dh]
+
+        out = attend(q, keys, values, mask, cfg.compute_dtype)  # [B, S, H, Dh]
+        out = Projection(cfg, (h, dh, d), ("heads", "head_dim", "embed"), num_in=2, name="o_proj")(
+            out
+        )  # [B, S, D]
+        return out, layer_cache
+
+
+class MLP(nn.Module):
+    """SwiGLU feed-forward: ``down(silu(gate(x)) * up(x))``."""
+
+    config: ModelConfig
+    rules: ShardingRules | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cfg = self.config
+        d, f = cfg.hidden_size, cfg.mlp_dim
+        gate = Projection(cfg, (d, f), ("embed", "mlp"), name="gate_proj")(x)  # [B, S, F]
+        up = Projection(cfg, (d, f), ("embed", "mlp"), name="up_proj")(x)  # [B, S, F]
+        hidden = constrain(nn.silu(gate) * up, ("batch", "seq", "mlp"), self.rules)
+        return Projection(cfg, (f, d), ("mlp", "embed"), name="down_proj")(hidden)  # [B, S, D]
+
+
+class Block(nn.Module):
+    """Pre-norm decoder block: ``x + attn(norm(x))`` then ``x + mlp(norm(x))``."""
+
+    config: ModelConfig
+    attend_length: int | None = None
+    rules: ShardingRules | None = None
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        cos: jax.Array,
+        sin: jax.Array,
+        mask: jax.Array,
+        layer_cache: tuple[jax.Array, jax.Array] | None,
+        end: jax.Array | None,
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
+        """``[B, S, D]`` -> ``[B, S, D]``; see `Attention` for the other arguments."""
+        cfg = self.config
+        attn_out, layer_cache = Attention(cfg, self.attend_length, self.rules, name="attn")(
+            RMSNorm(cfg, name="attn_norm")(x), cos, sin, mask, layer_cache, end
+        )
+        x = x + attn_out
+        x = x + MLP(cfg, self.rules, name="mlp")(RMSNorm(cfg, name="mlp_norm")(x))
+        return constrain(x, ("batch", "seq", "embed"), self.rules), layer_cache

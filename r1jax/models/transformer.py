@@ -1,0 +1,330 @@
+"""The decoder stack and its functional API: params in, logits / log-probs out.
+
+Lives here: the `Transformer` Linen module (embedding, ``layers_0 .. layers_{L-1}``, final
+norm, tied or untied unembedding), the masks for full and cached attention, and the public
+pure functions `init_params`, `abstract_params`, `param_logical_axes`, `param_shardings`,
+`forward` and `token_logprobs`. Callers never see a module: params are a plain nested dict.
+Not here: blocks (`r1jax.models.layers`), the cache pytree (`r1jax.models.kv_cache`),
+checkpoints (`r1jax.models.hf`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec
+
+from r1jax.models.config import ModelConfig
+from r1jax.models.kv_cache import KVCache
+from r1jax.models.layers import Block, Embed, RMSNorm, Unembed
+from r1jax.models.rope import rope_angles
+from r1jax.sharding import ShardingRules, constrain, logical_sharding
+
+Params = dict
+
+
+class Transformer(nn.Module):
+    """Decoder-only transformer (Qwen2/Qwen2.5, Qwen3, Llama 3.x) over a `ModelConfig`.
+
+    Attributes:
+      config: shapes and numerics.
+      remat: rematerialise each block in the backward pass (training memory).
+      attend_length: with a cache, attend over slots ``[0, attend_length)`` only.
+      rules: sharding rules for the activation constraints (defaults when None).
+    """
+
+    config: ModelConfig
+    remat: bool = False
+    attend_length: int | None = None
+    rules: ShardingRules | None = None
+
+    def setup(self):
+        cfg = self.config
+        self.embed = Embed(cfg)
+        block = nn.remat(Block) if self.remat else Block
+        self.layers = [block(cfg, self.attend_length, self.rules) for _ in range(cfg.num_layers)]
+        self.final_norm = RMSNorm(cfg)
+        if not cfg.tie_embeddings:
+            self.lm_head = Unembed(cfg)
+
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        attention_mask: jax.Array | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> tuple[jax.Array, KVCache | None]:
+        """``[B, S]`` tokens -> ``[B, S, V]`` float32 logits and the updated cache."""
+        hidden, kv_cache = self.trunk(tokens, positions, attention_mask, kv_cache)
+        return self.unembed(hidden), kv_cache
+
+    def unembed(self, hidden: jax.Array) -> jax.Array:
+        """``[B, S, D]`` final-norm output -> ``[B, S, V]`` float32 logits."""
+        if self.config.tie_embeddings:
+            logits = self.embed.attend(hidden)
+        else:
+            logits = self.lm_head(hidden)
+        return constrain(logits, ("batch", "seq", "vocab"), self.rules)
+
+    def trunk(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        attention_mask: jax.Array | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> tuple[jax.Array, KVCache | None]:
+        """Embedding, blocks and final norm: ``[B, S]`` -> ``[B, S, D]`` (compute dtype)."""
+        cfg = self.config
+        batch, length = tokens.shape
+        if attention_mask is None:
+            attention_mask = jnp.ones((batch, length), jnp.bool_)
+        attention_mask = attention_mask.astype(jnp.bool_)
+        cos, sin = rope_angles(positions, cfg)  # [B, S, Dh/2] each
+        x = constrain(self.embed(tokens), ("batch", "seq", "embed"), self.rules)  # [B, S, D]
+
+        if kv_cache is None:
+            causal = jnp.tril(jnp.ones((length, length), jnp.bool_))  # [S, S]
+            mask = causal[None] & attention_mask[:, None, :]  # [B, S, S]
+            end = None
+        else:
+            max_length = kv_cache.max_length
+            attended = max_length if self.attend_length is None else self.attend_length
+            if not length <= attended <= max_length:
+                raise ValueError(
+                    f"attend_length={attended} must be >= the {length} new tokens and <= the "
+                    f"cache length {max_length}"
+                )
+            end = kv_cache.end
+            valid = lax.dynamic_update_slice(kv_cache.valid, attention_mask, (0, end))
+            slots = jnp.arange(attended)  # [A]
+            query_slots = end + jnp.arange(length)  # [S]
+            mask = valid[:, None, :attended] & (slots[None, :] <= query_slots[:, None])  # [B,S,A]
+
+        new_keys, new_values = [], []
+        for index, layer in enumerate(self.layers):
+            layer_cache = None
+            if kv_cache is not None:
+                layer_cache = (kv_cache.keys[index], kv_cache.values[index])
+            x, layer_cache = layer(x, cos, sin, mask, layer_cache, end)
+            if layer_cache is not None:
+                new_keys.append(layer_cache[0])
+                new_values.append(layer_cache[1])
+        x = self.final_norm(x)
+
+        if kv_cache is not None:
+            kv_cache = KVCache(
+                keys=tuple(new_keys), values=tuple(new_values), valid=valid, end=end + length
+            )
+        return x, kv_cache
+
+
+def _boxed_init(config: ModelConfig, key: jax.Array) -> dict:
+    tokens = jnp.zeros((1, 1), jnp.int32)
+    return Transformer(config).init(key, tokens, tokens)["params"]
+
+
+def _unbox(tree):
+    return jax.tree.map(
+        lambda leaf: leaf.value if isinstance(leaf, nn.Partitioned) else leaf,
+        tree,
+        is_leaf=lambda leaf: isinstance(leaf, nn.Partitioned),
+    )
+
+
+def abstract_params(config: ModelConfig) -> Params:
+    """The params tree as `jax.ShapeDtypeStruct` leaves (no memory allocated).
+
+    Example:
+      >>> tree = abstract_params(ModelConfig.preset("tiny"))
+      >>> tree["layers_0"]["attn"]["q_proj"]["kernel"].shape
+      (128, 4, 32)
+    """
+    return _unbox(jax.eval_shape(functools.partial(_boxed_init, config), jax.random.key(0)))
+
+
+def param_logical_axes(config: ModelConfig) -> Params:
+    """The params tree with a `PartitionSpec` of logical axis names at each leaf.
+
+    Example:
+      >>> param_logical_axes(ModelConfig.preset("tiny"))["embed"]["embedding"]
+      P('vocab', 'embed')
+    """
+    boxed = jax.eval_shape(functools.partial(_boxed_init, config), jax.random.key(0))
+    return nn.get_partition_spec(boxed)
+
+
+def param_shardings(config: ModelConfig, mesh: Mesh, rules: ShardingRules | None = None) -> Params:
+    """The params tree with the `NamedSharding` of each param on ``mesh`` under ``rules``.
+
+    Dimensions a mesh axis does not divide fall back to replication over that axis.
+    """
+    abstract = abstract_params(config)
+    logical = param_logical_axes(config)
+    return jax.tree.map(
+        lambda shape, axes: logical_sharding(mesh, tuple(axes), rules, shape=shape.shape),
+        abstract,
+        logical,
+        is_leaf=lambda leaf: isinstance(leaf, PartitionSpec),
+    )
+
+
+def init_params(
+    config: ModelConfig,
+    key: jax.Array,
+    *,
+    mesh: Mesh | None = None,
+    rules: ShardingRules | None = None,
+) -> Params:
+    """Random params (truncated-normal fan-in kernels, ones for norms, zeros for biases).
+
+    With ``mesh`` every param is created directly in its sharding (a jit with
+    ``out_shardings``), so no device ever holds the whole model.
+
+    Example:
+      >>> params = init_params(ModelConfig.preset("tiny"), jax.random.key(0))
+      >>> sorted(params)[:3], params["embed"]["embedding"].shape
+      (['embed', 'final_norm', 'layers_0'], (512, 128))
+    """
+    shardings = None if mesh is None else param_shardings(config, mesh, rules)
+    init = jax.jit(lambda k: _unbox(_boxed_init(config, k)), out_shardings=shardings)
+    return init(key)
+
+
+def forward(
+    params: Params,
+    tokens: jax.Array,
+    positions: jax.Array,
+    config: ModelConfig,
+    *,
+    attention_mask: jax.Array | None = None,
+    kv_cache: KVCache | None = None,
+    attend_length: int | None = None,
+    remat: bool = False,
+    rules: ShardingRules | None = None,
+) -> tuple[jax.Array, KVCache | None]:
+    """Logits for ``tokens``, with or without a KV cache.
+
+    Without a cache the mask is causal and hides pad keys (``attention_mask`` False). With a
+    cache the ``S`` new tokens are written to slots ``[end, end + S)``, their ``valid`` bits
+    are set from ``attention_mask``, and query ``i`` attends over slots ``[0, attend_length)``
+    that are valid and ``<= end + i``; the returned cache has ``end + S``. Prefill is a
+    forward of the whole left-padded prompt on an empty cache; decode is a forward of
+    ``[B, 1]`` tokens.
+
+    Args:
+      params: the params tree (`init_params` / `load_pretrained`).
+      tokens: ``[B, S]`` int32 ids.
+      positions: ``[B, S]`` int32 RoPE positions; for a left-padded row
+        ``clip(cumsum(mask) - 1, 0)``.
+      config: the model config (static under jit).
+      attention_mask: ``[B, S]`` bool, True for real tokens; None means all real.
+      kv_cache: a `KVCache` to write to and attend over, or None.
+      attend_length: static number of cache slots to attend over (default ``Smax``); must
+        be ``>= end + S``. Lets decode read only the filled part of a large cache.
+      remat: rematerialise each block in the backward pass.
+      rules: sharding rules for activation constraints (used when a mesh is set with
+        ``jax.set_mesh``).
+
+    Returns:
+      ``[B, S, V]`` float32 logits and the updated cache (None when none was given).
+
+    Example:
+      >>> config = ModelConfig.preset("tiny")
+      >>> params = init_params(config, jax.random.key(0))
+      >>> tokens = jnp.array([[0, 5, 7]]); positions = jnp.array([[0, 0, 1]])
+      >>> mask = jnp.array([[False, True, True]])
+      >>> logits, _ = forward(params, tokens, positions, config, attention_mask=mask)
+      >>> logits.shape, logits.dtype
+      ((1, 3, 512), dtype('float32'))
+    """
+    model = Transformer(config, remat=remat, attend_length=attend_length, rules=rules)
+    return model.apply({"params": params}, tokens, positions, attention_mask, kv_cache)
+
+
+def token_logprobs(
+    params: Params,
+    tokens: jax.Array,
+    positions: jax.Array,
+    config: ModelConfig,
+    *,
+    attention_mask: jax.Array | None = None,
+    target_start: int = 1,
+    temperature: float = 1.0,
+    chunk_size: int = 256,
+    remat: bool = False,
+    return_entropy: bool = False,
+    rules: ShardingRules | None = None,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """``log p(tokens[:, t] | tokens[:, :t])`` for ``t`` in ``[target_start, S)``.
+
+    The trunk runs once over all ``S`` tokens; the unembedding, ``log_softmax(logits /
+    temperature)`` and the gather then run over chunks of ``chunk_size`` positions, each
+    chunk under `jax.checkpoint`, so neither the forward nor the backward holds more than one
+    ``[B, chunk_size, V]`` block of logits. Positions before ``target_start - 1`` get no
+    logits at all (pass ``target_start = Tp`` to score completions only).
+
+    Args:
+      params: the params tree.
+      tokens: ``[B, S]`` int32 ids.
+      positions: ``[B, S]`` int32 RoPE positions.
+      config: the model config (static under jit).
+      attention_mask: ``[B, S]`` bool, True for real tokens; None means all real.
+      target_start: first scored position, ``1 <= target_start <= S`` (static).
+      temperature: the logits are divided by it before the log-softmax.
+      chunk_size: positions per unembedding chunk (static).
+      remat: rematerialise each block of the trunk.
+      return_entropy: also return the entropy of each tempered next-token distribution.
+      rules: sharding rules for activation constraints.
+
+    Returns:
+      ``[B, S - target_start]`` float32 log-probs, and the same-shaped entropies when
+      ``return_entropy``.
+
+    Example:
+      >>> config = ModelConfig.preset("tiny")
+      >>> params = init_params(config, jax.random.key(0))
+      >>> tokens = jnp.array([[3, 5, 7, 9]]); positions = jnp.arange(4)[None]
+      >>> token_logprobs(params, tokens, positions, config, target_start=2).shape
+      (1, 2)
+    """
+    batch, length = tokens.shape
+    if not 1 <= target_start <= length:
+        raise ValueError(f"target_start={target_start} must be in [1, S={length}]")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    model = Transformer(config, remat=remat, rules=rules)
+    variables = {"params": params}
+    hidden, _ = model.apply(
+        variables, tokens, positions, attention_mask, None, method=Transformer.trunk
+    )  # [B, S, D]
+    num_targets = length - target_start
+    if num_targets == 0:
+        empty = jnp.zeros((batch, 0), jnp.float32)
+        return (empty, empty) if return_entropy else empty
+    hidden = hidden[:, target_start - 1 : length - 1]  # [B, N, D]
+    targets = tokens[:, target_start:]  # [B, N]
+    chunk = min(chunk_size, num_targets)
+    num_chunks = -(-num_targets // chunk)
+    padding = num_chunks * chunk - num_targets
+    hidden = jnp.pad(hidden, ((0, 0), (0, padding), (0, 0)))  # [B, n*C, D]
+    targets = jnp.pad(targets, ((0, 0), (0, padding)))  # [B, n*C]
+    hidden = hidden.reshape(batch, num_chunks, chunk, -1).swapaxes(0, 1)  # [n, B, C, D]
+    targets = targets.reshape(batch, num_chunks, chunk).swapaxes(0, 1)  # [n, B, C]
+
+    @jax.checkpoint
+    def score(params, hidden_chunk, target_chunk):
+        logits = model.apply({"params": params}, hidden_chunk, method=Transformer.unembed)
+        logprobs = jax.nn.log_softmax(logits / temperature, axis=-1)  # [B, C, V]
+        picked = jnp.take_along_axis(logprobs, target_chunk[..., None], axis=-1)[..., 0]
+        entropy = -jnp.sum(jnp.exp(logprobs) * logprobs, axis=-1)  # [B, C]
+        return picked, entropy
+
+    picked, entropy = lax.map(lambda xs: score(params, *xs), (hidden, targets))  # [n, B, C]
+    picked = picked.swapaxes(0, 1).reshape(batch, -1)[:, :num_targets]  # [B, N]
+    if not return_entropy:
+        return picked
+    return picked, entropy.swapaxes(0, 1).reshape(batch, -1)[:, :num_targets]
