@@ -1,0 +1,212 @@
+"""Supervised (prompt, response) batches for warm starts, on the same resumable machinery.
+
+Examples come from a JSONL/Parquet file (``load_problems`` with a field mapping and
+``text_fields=("question", "response")`` or ``("prompt", "response")``) or from a task's own
+reference traces (``reference_trace_source``: ``task.generate`` then
+``task.reference_completion`` on the same seeded rng, so record ``i`` is reproducible).
+
+Each example is tokenised as ``encode(prompt) + encode(response) + [eos]``. The two texts are
+encoded separately so the prompt/response boundary is a token boundary (the same split the RL
+sampler sees: prompt tokens, then generated tokens). ``SftBatch`` rows are **right-padded**:
+positions are plain ``0..S-1`` and the valid tokens a prefix, so a causal model needs only
+``attention_mask`` to ignore the padding. ``loss_mask[b, t] = 1`` where ``tokens[b, t]`` is a
+response token or the final EOS, i.e. a token the model should learn to predict from the
+tokens before it: the loss is on ``logits[:, :-1]`` against ``tokens[:, 1:]`` weighted by
+``loss_mask[:, 1:]``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+import grain
+import numpy as np
+
+from r1jax.data import padding, pipeline, sources
+
+
+@dataclasses.dataclass(frozen=True)
+class SftBatch:
+    """``B`` (prompt, response) sequences, right-padded to one length bucket ``S``.
+
+    Attributes:
+      tokens: ``[B, S]`` int32: prompt ids, response ids, EOS, then ``pad_token_id``.
+      loss_mask: ``[B, S]`` int32, 1 exactly on the response ids and the EOS.
+      lengths: ``[B]`` int32 valid tokens per row (prompt + response + EOS, after truncation).
+      prompt_lengths: ``[B]`` int32 prompt tokens per row (after truncation).
+      ids: the ``B`` example ids.
+      indices: ``[B]`` int64 record indices in the source.
+    """
+
+    tokens: np.ndarray
+    loss_mask: np.ndarray
+    lengths: np.ndarray
+    prompt_lengths: np.ndarray
+    ids: list[str]
+    indices: np.ndarray
+
+    @property
+    def attention_mask(self) -> np.ndarray:
+        """``[B, S]`` bool, True on the valid prefix of each row."""
+        return np.arange(self.tokens.shape[1])[None, :] < self.lengths[:, None]  # [B, S]
+
+    @property
+    def positions(self) -> np.ndarray:
+        """``[B, S]`` int32 positions ``0..S-1`` (right padding needs no offset)."""
+        batch, width = self.tokens.shape
+        return np.broadcast_to(np.arange(width, dtype=np.int32), (batch, width))  # [B, S]
+
+
+@dataclasses.dataclass(frozen=True)
+class _EncodedExample:
+    index: int
+    example_id: str
+    token_ids: list[int]
+    loss_mask: list[int]
+    prompt_length: int
+
+
+def reference_trace_source(
+    task: ModuleType,
+    *,
+    seed: int,
+    num_records: int | None = None,
+    method: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> sources.ProceduralSource:
+    """Problems with a ``"response"`` field holding the task's reference chain of thought.
+
+    Record ``i`` draws ``problem = task.generate(rng, **options)`` and then
+    ``task.reference_completion(problem, rng, method=method)`` from the same
+    ``np.random.default_rng([seed, i])``.
+
+    Args:
+      task: a task module with ``generate`` and ``reference_completion`` (countdown,
+        multiplication).
+      seed: the stream's seed.
+      num_records: virtual length; ``None`` is endless.
+      method: ``reference_completion``'s ``method``; ``None`` uses the task's default.
+      options: ``generate`` options.
+    """
+    method_kwargs = {} if method is None else {"method": method}
+
+    def generate(rng: np.random.Generator, **generate_options: Any) -> dict:
+        problem = task.generate(rng, **generate_options)
+        response = task.reference_completion(problem, rng, **method_kwargs)
+        return {**problem, "response": response}
+
+    generate.__name__ = f"{task.__name__.rsplit('.', 1)[-1]}_reference_trace"
+    return sources.ProceduralSource(generate, seed=seed, num_records=num_records, options=options)
+
+
+def sft_batches(
+    source: Sequence[dict] | grain.MapDataset,
+    *,
+    prompt_fn: Callable[[dict], str],
+    tokenizer: Any,
+    batch_size: int,
+    buckets: Sequence[int],
+    response_fn: Callable[[dict], str] = lambda example: example["response"],
+    eos_token_id: int | None = None,
+    overlong: padding.OverlongPolicy = "error",
+    seed: int = 0,
+    shuffle: bool = True,
+    num_epochs: int | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    drop_remainder: bool = True,
+    read_options: grain.ReadOptions | None = None,
+) -> pipeline.ResumableBatches[_EncodedExample, SftBatch]:
+    """A resumable iterator of right-padded ``SftBatch``es over one process's shard.
+
+    Args:
+      source: example dicts with random access (``FileProblems``, ``reference_trace_source``,
+        ``ArrayRecordProblems``, a list).
+      prompt_fn: ``example -> prompt text``, e.g. ``make_prompt_fn(task, template="base")``, or
+        ``lambda example: example["prompt"]`` for files that hold the prompt verbatim.
+      tokenizer: has ``encode``, ``pad_token_id`` and ``eos_token_ids``.
+      batch_size: ``B``, rows per batch on this process.
+      buckets: allowed widths ``S``; a batch takes the smallest that fits its longest row.
+      response_fn: ``example -> response text`` (default: the ``"response"`` field).
+      eos_token_id: appended after every response (and covered by the loss mask); defaults to
+        ``tokenizer.eos_token_ids[0]``. For a chat template pass its end-of-turn token, for a
+        base-model template the end-of-text token.
+      overlong: for a row longer than the largest bucket: ``"error"``, ``"truncate_left"``
+        (drop ids from the start of the prompt, then of the response, keeping the end;
+        counted as ``counts["truncated_overlong"]``) or ``"skip"`` (counted as
+        ``counts["skipped_overlong"]``).
+      seed, shuffle, num_epochs, process_index, process_count: see
+        ``r1jax.data.pipeline.record_dataset``. ``drop_remainder`` drops a last short batch.
+      read_options: grain threads and prefetch for tokenisation.
+
+    Returns:
+      An iterator with ``get_state()`` / ``set_state(state)`` and ``counts``.
+    """
+    buckets = padding.check_buckets(buckets)
+    pad_token_id = int(tokenizer.pad_token_id)
+    eos_token_id = int(tokenizer.eos_token_ids[0] if eos_token_id is None else eos_token_id)
+    records = pipeline.record_dataset(
+        source,
+        seed=seed,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        process_index=process_index,
+        process_count=process_count,
+    )
+
+    def encode(indexed_example: tuple[int, dict]) -> _EncodedExample:
+        index, example = indexed_example
+        prompt_ids = tokenizer.encode(prompt_fn(example))
+        response_ids = [*tokenizer.encode(response_fn(example)), eos_token_id]
+        example_id = example.get("id")
+        return _EncodedExample(
+            index=index,
+            example_id=f"record-{index}" if example_id is None else str(example_id),
+            token_ids=prompt_ids + response_ids,
+            loss_mask=[0] * len(prompt_ids) + [1] * len(response_ids),
+            prompt_length=len(prompt_ids),
+        )
+
+    def take(record: _EncodedExample, counts: collections.Counter) -> _EncodedExample | None:
+        what = f"example {record.example_id!r} (record {record.index})"
+        token_ids, was_overlong = padding.fit_length(
+            record.token_ids, buckets[-1], overlong=overlong, what=what
+        )
+        if token_ids is None:
+            counts["skipped_overlong"] += 1
+            return None
+        if not was_overlong:
+            return record
+        counts["truncated_overlong"] += 1
+        cut = len(record.token_ids) - len(token_ids)
+        return dataclasses.replace(
+            record,
+            token_ids=token_ids,
+            loss_mask=record.loss_mask[cut:],
+            prompt_length=max(record.prompt_length - cut, 0),
+        )
+
+    def make_batch(examples: list[_EncodedExample]) -> SftBatch:
+        lengths = np.array([len(e.token_ids) for e in examples], dtype=np.int32)  # [B]
+        width = padding.bucket_length(int(lengths.max()), buckets)
+        return SftBatch(
+            tokens=padding.right_pad([e.token_ids for e in examples], width, pad_token_id),
+            loss_mask=padding.right_pad([e.loss_mask for e in examples], width, 0),
+            lengths=lengths,
+            prompt_lengths=np.array([e.prompt_length for e in examples], dtype=np.int32),
+            ids=[e.example_id for e in examples],
+            indices=np.array([e.index for e in examples], dtype=np.int64),
+        )
+
+    return pipeline.ResumableBatches(
+        records.map(encode),
+        batch_size=batch_size,
+        take=take,
+        make_batch=make_batch,
+        drop_remainder=drop_remainder,
+        read_options=read_options,
+    )
