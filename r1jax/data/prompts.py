@@ -182,7 +182,14 @@ def prompt_batches(
 
     def encode(indexed_problem: tuple[int, dict]) -> _EncodedPrompt:
         index, problem = indexed_problem
-        text = prompt_fn(problem)
+        try:
+            text = prompt_fn(problem)
+        except Exception as error:  # A malformed problem: name it instead of failing bare.
+            problem_id = problem.get("id") if isinstance(problem, dict) else None
+            raise ValueError(
+                f"cannot build the prompt of problem {problem_id!r} (record {index}): "
+                f"{type(error).__name__}: {error}"
+            ) from error
         return _EncodedPrompt(index, problem, text, tokenizer.encode(text))
 
     def take(record: _EncodedPrompt, counts: collections.Counter) -> _EncodedPrompt | None:

@@ -160,9 +160,16 @@ def sft_batches(
 
     def encode(indexed_example: tuple[int, dict]) -> _EncodedExample:
         index, example = indexed_example
-        prompt_ids = tokenizer.encode(prompt_fn(example))
-        response_ids = [*tokenizer.encode(response_fn(example)), eos_token_id]
         example_id = example.get("id")
+        try:
+            prompt, response = prompt_fn(example), response_fn(example)
+        except Exception as error:  # A malformed example: name it instead of failing bare.
+            raise ValueError(
+                f"cannot build the prompt/response of example {example_id!r} (record {index}): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        prompt_ids = tokenizer.encode(prompt)
+        response_ids = [*tokenizer.encode(response), eos_token_id]
         return _EncodedExample(
             index=index,
             example_id=f"record-{index}" if example_id is None else str(example_id),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from r1jax.data import prompts, sources
-from r1jax.tasks import countdown
+from r1jax.tasks import countdown, knights_knaves, multiplication
 
 COUNTDOWN_BASE = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant "
@@ -16,6 +16,21 @@ COUNTDOWN_BASE = (
     "final answer in <answer> </answer> tags, for example <answer> (1 + 2) / 3 </answer>.\n"
     "Assistant: Let me solve this step by step.\n<think>"
 )
+
+MULTIPLICATION_BASE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant "
+    "solves it. The assistant first thinks about the reasoning process in the mind and then "
+    "provides the user with the answer. The reasoning process and answer are enclosed within "
+    "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process "
+    "here </think> <answer> RESULT_NUMBER </answer>. User: Give me the answer of the following "
+    "equation: 12 * 34 = Assistant: Ok let me think about it.\n<think>"
+)
+
+TASK_TEMPLATES = [
+    (task, template)
+    for task in (countdown, multiplication, knights_knaves)
+    for template in task.TEMPLATES
+]
 
 # A task whose prompt is n tokens long under the test tokenizer (" the" is one token).
 WORDS = types.SimpleNamespace(prompt=lambda problem, *, template: " the" * problem["n"])
@@ -39,27 +54,35 @@ def _batches(source, tokenizer, **options):
     return prompts.prompt_batches(source, **{**defaults, **options})
 
 
-@pytest.mark.parametrize("template", ["base", "qwen_instruct"])
-def test_prompt_texts_are_the_task_templates(tokenizer, template):
-    source = sources.ProceduralSource(countdown.generate, seed=0)
+@pytest.mark.parametrize(
+    ("task", "template"), TASK_TEMPLATES, ids=lambda x: getattr(x, "__name__", x)
+)
+def test_prompt_texts_are_the_task_templates(tokenizer, task, template):
+    source = sources.ProceduralSource(task.generate, seed=0)
     batches = prompts.prompt_batches(
         source,
-        prompt_fn=prompts.make_prompt_fn(countdown, template=template),
+        prompt_fn=prompts.make_prompt_fn(task, template=template),
         tokenizer=tokenizer,
         batch_size=3,
-        buckets=(256, 512),
+        buckets=(512, 1024, 2048),
         shuffle=False,
         process_index=0,
         process_count=1,
     )
     batch = next(batches)
     for row, problem in enumerate(batch.problems):
-        assert problem == countdown.generate(np.random.default_rng([0, row]))
-        assert batch.texts[row] == countdown.prompt(problem, template=template)
+        assert problem == task.generate(np.random.default_rng([0, row]))
+        assert batch.texts[row] == task.prompt(problem, template=template)
         real = batch.tokens[row, batch.tokens.shape[1] - batch.lengths[row] :]
         assert tokenizer.decode(real) == batch.texts[row]
-    fixed = {"numbers": [44, 19, 35], "target": 98}
-    assert prompts.make_prompt_fn(countdown)(fixed) == COUNTDOWN_BASE
+
+
+def test_prompts_match_the_specified_strings():
+    countdown_problem = {"numbers": [44, 19, 35], "target": 98}
+    assert prompts.make_prompt_fn(countdown)(countdown_problem) == COUNTDOWN_BASE
+    multiplication_problem = multiplication.generate(np.random.default_rng(0))
+    multiplication_problem.update(a=12, b=34, target=408)
+    assert prompts.make_prompt_fn(multiplication)(multiplication_problem) == MULTIPLICATION_BASE
 
 
 def test_left_padding_lengths_and_smallest_bucket(tokenizer):
@@ -204,3 +227,19 @@ def test_chat_prompt_wraps_the_question(tokenizer):
         )
     with pytest.raises(ValueError, match="needs a tokenizer"):
         prompts.make_prompt_fn(countdown, template="chat")
+
+
+def test_malformed_problem_error_names_the_problem(tokenizer):
+    source = [{"numbers": [1, 2], "target": 3, "id": "ok"}, {"target": 3, "id": "broken"}]
+    batches = prompts.prompt_batches(
+        source,
+        prompt_fn=prompts.make_prompt_fn(countdown),
+        tokenizer=tokenizer,
+        batch_size=2,
+        buckets=(512,),
+        shuffle=False,
+        process_index=0,
+        process_count=1,
+    )
+    with pytest.raises(ValueError, match=r"problem 'broken' \(record 1\): KeyError"):
+        next(batches)
