@@ -62,7 +62,9 @@ def record_dataset(
       num_epochs: passes over the source; ``None`` repeats forever.
       process_index: this process, ``0 <= process_index < process_count``; defaults to
         ``jax.process_index()``.
-      process_count: number of reading processes; defaults to ``jax.process_count()``.
+      process_count: number of reading processes; defaults to ``jax.process_count()``. (The
+        defaults shard like ``grain.sharding.ShardByJaxProcess``, but strided rather than in
+        contiguous blocks, so endless sources shard too.)
       drop_remainder: drop the last ``len(source) % process_count`` records of every epoch so
         each process reads the same number per epoch (multi-host steps stay in lockstep across
         epoch ends). Off by default: the shards then cover every record.

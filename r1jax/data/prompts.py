@@ -30,7 +30,7 @@ PromptFn = Callable[[dict], str]
 
 
 def make_prompt_fn(
-    task: ModuleType,
+    task: ModuleType | None,
     *,
     template: str = "base",
     tokenizer: Any = None,
@@ -41,7 +41,8 @@ def make_prompt_fn(
     """Returns ``problem -> prompt text`` for a task module.
 
     Args:
-      task: a module of ``r1jax.tasks`` (anything with ``prompt(problem, *, template)``).
+      task: a module of ``r1jax.tasks`` (anything with ``prompt(problem, *, template)``);
+        may be ``None`` with ``"chat"`` when the user text is the problem's ``"question"``.
       template: a template name the task defines (``"base"``, ``"qwen_instruct"``, ...), used
         verbatim; or ``"chat"`` to wrap the user text in ``tokenizer``'s chat template.
       tokenizer: needed for ``"chat"``: an ``r1jax.tokenizer.Tokenizer``.

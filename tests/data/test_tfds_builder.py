@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from r1jax.data import sources, tfds_builder
+from r1jax.data import pipeline, sources, tfds_builder
 
 FIELDS = {"question": "problem", "answer": "solution", "id": "unique_id"}
 
@@ -44,3 +44,19 @@ def test_building_from_a_bad_file_names_file_and_row(tmp_path):
         tfds_builder.build_array_record_dataset(
             name="bad_math", split_files={"train": [path]}, data_dir=tmp_path, fields=FIELDS
         )
+
+
+def test_array_record_source_feeds_the_record_stream(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(
+        "".join(json.dumps({"question": f"q{i}", "answer": i}) + "\n" for i in range(6))
+    )
+    tfds_builder.build_array_record_dataset(
+        name="stream_math", split_files={"train": [path]}, data_dir=tmp_path
+    )
+    source = tfds_builder.ArrayRecordProblems("stream_math", split="train", data_dir=tmp_path)
+    records = list(
+        pipeline.record_dataset(source, seed=1, num_epochs=1, process_index=0, process_count=1)
+    )
+    assert sorted(index for index, _ in records) == list(range(6))
+    assert all(problem["answer"] == index for index, problem in records)
