@@ -190,7 +190,7 @@ def exact_number(answer: str) -> Fraction | None:
     if len(text) > 100:
         return None
     if _DECIMAL.fullmatch(text):
-        return Fraction(text) if text not in ("-", ".", "-.") else None
+        return Fraction(text)
     for pattern in (_SLASH_FRACTION, _LATEX_FRACTION):
         match = pattern.fullmatch(text)
         if match:
@@ -204,11 +204,14 @@ def exact_number(answer: str) -> Fraction | None:
 def fast_match(answer: str, gold: str) -> bool | None:
     """``True``/``False`` when the answer is decided without sympy, else ``None``.
 
-    Equal normalised strings or equal exact numbers match; two different plain integers do not.
+    Equal normalised strings or equal exact numbers match; two different plain integers, or two
+    exact numbers more than 1e-4 (relative) apart, do not. Anything else is left to sympy.
 
     Example:
       >>> fast_match("0.5", r"\\frac{1}{2}"), fast_match("12", "13"), fast_match("x+1", "1+x")
       (True, False, None)
+      >>> fast_match("0.333333", "1/3") is None  # close: Math-Verify's rounding decides
+      True
     """
     a, g = normalize_string(answer), normalize_string(gold)
     if a == g and a:
@@ -217,6 +220,13 @@ def fast_match(answer: str, gold: str) -> bool | None:
     if a_value is not None and g_value is not None and a_value == g_value:
         return True
     if _INTEGER.fullmatch(a) and _INTEGER.fullmatch(g):
+        return False
+    # Far apart exact numbers: no rounding (Math-Verify rounds to 6 decimals) can match them.
+    if (
+        a_value is not None
+        and g_value is not None
+        and abs(a_value - g_value) > Fraction(1, 10_000) * max(1, abs(g_value))
+    ):
         return False
     return None
 
