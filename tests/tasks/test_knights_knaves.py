@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from r1jax.tasks import knights_knaves as kk
+
+PROBLEM = {
+    "names": ["Zoey", "Oliver", "Emma"],
+    "solution": [True, False, True],
+    "solution_text_format": "(1) Zoey is a knight\n(2) Oliver is a knave\n(3) Emma is a knight",
+}
+RIGHT = "(1) Zoey is a knight\n(2) Oliver is a knave\n(3) Emma is a knight"
+
+
+def respond(answer, thinking="Zoey must be a knight.\n"):
+    return f"{thinking}</think>\n<answer> {answer} </answer>"
+
+
+@pytest.mark.parametrize(
+    "completion, reason, score",
+    [
+        (respond(RIGHT), "correct", 3.0),
+        (respond("Emma is a knight, Zoey is a knight, and Oliver is a knave."), "correct", 3.0),
+        (respond("zoey IS A   Knight\noliver is a knave\nEMMA is a knight"), "correct", 3.0),
+        (respond(RIGHT.replace("Oliver is a knave", "Oliver is a knight")), "wrong", -0.5),
+        (respond("(1) Zoey is a knight\n(2) Oliver is a knave"), "unparseable", -1.0),
+        (respond(RIGHT + " and all knights are nice"), "unparseable", -1.0),
+        (
+            respond("(1) Zoey is a knight\n(2) Oliver is knave\n(3) Emma is a knight"),
+            "unparseable",
+            -1.0,
+        ),
+        ("<think> again</think><answer>" + RIGHT + "</answer>", "bad_format", -3.0),
+        ("Zoey...</think>" + RIGHT, "bad_format", -3.0),
+        ("<answer>" + RIGHT + "</answer></think>", "bad_format", -3.0),
+        ("hm</think><answer>   </answer>", "no_answer", -1.0),
+    ],
+)
+def test_verify_table(completion, reason, score):
+    verdict = kk.verify(completion, PROBLEM)
+    assert (verdict.reason, verdict.score) == (reason, score)
+    assert verdict.correct == (reason == "correct")
+    assert verdict.well_formed == (reason != "bad_format")
+
+
+def test_reward_totals_and_scales():
+    totals = {
+        kk.verify(respond(a), PROBLEM).score for a in (RIGHT, RIGHT.replace("knave", "knight"), "?")
+    }
+    assert totals == {3.0, -0.5, -1.0}
+    assert kk.verify(respond(RIGHT), PROBLEM, format_reward=0.5, correct_reward=1.0).score == 1.5
+
+
+def test_problem_from_names_and_solution_only():
+    problem = {"names": PROBLEM["names"], "solution": PROBLEM["solution"]}
+    assert kk.verify(respond(RIGHT), problem).correct
+
+
+def test_qwen_template_cuts_at_assistant_colon_like_logic_rl():
+    completion = "Assistant: <think>hm</think><answer>" + RIGHT + "</answer>"
+    assert kk.verify(completion, PROBLEM, template="qwen_instruct").score == 3.0
+    assert kk.verify(completion, PROBLEM).score == -3.0  # two <think> with the prefill
+
+
+def test_solver_and_rendering_follow_mem_kk_logic():
+    statements = [["lying", 1], ["and", ["telling-truth", 0], ["telling-truth", 1]]]
+    assert kk.solutions(statements) == [(True, False)]
+    names = ["Emma", "Liam"]
+    assert kk.render_statement(names, ["not", ["lying", 1]]) == "Liam is not a knave"
+    assert kk.render_statement(names, ["or", ["lying", 1], ["telling-truth", 0]]) == (
+        "Liam is a knave or Emma is a knight"
+    )
+    assert kk.render_statement(names, ["->", ["lying", 1], ["telling-truth", 0]]) == (
+        "If Liam is a knave then Emma is a knight"
+    )
+    assert len(kk.COMMON_NAMES) == 51 and len(set(kk.COMMON_NAMES)) == 51
+    assert len(kk.SAYING_TEMPLATES) == 18
+
+
+@pytest.mark.parametrize("n_people", [2, 3, 4, 5, 6, 7, 8])
+def test_generated_puzzles_have_exactly_one_solution(n_people):
+    for index in range(8):
+        problem = kk.generate(np.random.default_rng([n_people, index]), n_people=n_people)
+        assert kk.solutions(problem["statements"]) == [tuple(problem["solution"])]
+        assert len(problem["names"]) == len(set(problem["names"])) == n_people
+        quiz = problem["quiz"]
+        assert quiz.startswith(
+            "A very special island is inhabited only by knights and knaves. Knights always tell "
+            f"the truth, and knaves always lie. You meet {n_people} inhabitants: "
+        )
+        assert quiz.endswith(" So who is a knight and who is a knave?")
+        # the ground truth verifies as correct
+        assert kk.verify(respond(problem["solution_text_format"]), problem).score == 3.0
+
+
+def test_no_person_calls_themself_a_knave():
+    for index in range(50):
+        problem = kk.generate(np.random.default_rng([1, index]), n_people=4)
+
+        def leaves(statement):
+            if statement[0] in ("telling-truth", "lying"):
+                return [statement]
+            return [leaf for part in statement[1:] for leaf in leaves(part)]
+
+        for person, statement in enumerate(problem["statements"]):
+            assert ["lying", person] not in leaves(statement)
+
+
+def test_generator_is_deterministic_given_the_seed():
+    first = [kk.generate(np.random.default_rng([0, i])) for i in range(5)]
+    assert first == [kk.generate(np.random.default_rng([0, i])) for i in range(5)]
+
+
+def test_prompt_templates_are_exact():
+    problem = {"quiz": "QUIZ"}
+    assert kk.prompt(problem).endswith(
+        "(1) Zoey is a knight\n(2) Oliver is a knight\n(3)... </answer>.\n\nUser:QUIZ\nAssistant: <think>"
+    )
+    assert kk.prompt(problem).startswith(
+        "The user asks a question, and the Assistant solves it.The assistant first thinks"
+    )
+    qwen = kk.prompt(problem, template="qwen_instruct")
+    assert "</think> and<answer> </answer> tags" in qwen and "</answer>.  Now the user" in qwen
+    assert qwen.endswith("<|im_start|>user\nQUIZ\n<|im_end|>\n<|im_start|>assistant\n<think>")
