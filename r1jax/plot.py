@@ -1,0 +1,132 @@
+"""Training curves from ``metrics.jsonl``: ``python -m r1jax.plot WORKDIR [--out DIR]``.
+
+Writes one PNG per panel (reward, accuracy, response length, reflection, evaluation) with
+every matching metric as a line over steps. Panels whose metrics are absent are skipped.
+Metrics are matched by name (see the naming convention in :mod:`r1jax.metrics`); ``*/std``,
+``*/min`` and ``*/max`` companions are left out to keep the plots readable.
+
+Matplotlib is used through its object API with the Agg canvas, so importing this module or
+plotting does not switch the process-wide backend.
+
+What does not live here: reading other formats (TensorBoard has its own UI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from r1jax import metrics as metrics_lib
+
+# Panel file name -> (title, y label, regex the metric name must match). Evaluation first so
+# that eval/* metrics are not claimed by the training panels.
+PANELS = (
+    ("eval", "Evaluation", "score", r"^eval/.*(pass@|maj@|accuracy|avg@)"),
+    ("reward", "Reward", "reward", r"^(?!eval/)(reward|rewards)(/|_|$)"),
+    ("accuracy", "Accuracy", "fraction correct", r"^(?!eval/)(accuracy|acc)(/|_|$)"),
+    ("response_length", "Response length", "tokens", r"^(?!eval/).*(response_length|length/)"),
+    ("reflection", "Self-reflection", "rate", r"^(?!eval/)(reflect|ssr_|acc_given_reflect)"),
+)
+_HIDDEN_SUFFIXES = ("/std", "/min", "/max", "_tie_rate")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return None
+
+
+def series(records: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float]]]:
+    """Metric name -> ``(steps, values)`` for every numeric metric in ``records``."""
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for record in records:
+        step = int(record["step"])
+        for name, value in record.items():
+            if name == "step" or (number := _number(value)) is None:
+                continue
+            steps, values = out.setdefault(name, ([], []))
+            steps.append(step)
+            values.append(number)
+    return out
+
+
+def plot_metrics(workdir: str, out_dir: str | None = None, *, dpi: int = 100) -> list[str]:
+    """Writes the PNG panels for ``workdir/metrics.jsonl`` and returns their paths.
+
+    Args:
+      workdir: run directory holding ``metrics.jsonl``.
+      out_dir: where to write the PNGs; defaults to ``workdir/plots``.
+      dpi: resolution.
+
+    Raises:
+      FileNotFoundError: there is no ``metrics.jsonl`` in ``workdir``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = os.path.join(workdir, metrics_lib.METRICS_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no {metrics_lib.METRICS_FILE} in {workdir}")
+    all_series = series(metrics_lib.read_metrics(workdir))
+    out_dir = out_dir or os.path.join(workdir, "plots")
+    os.makedirs(out_dir, exist_ok=True)
+    claimed: set[str] = set()
+    written = []
+    for file_name, title, y_label, pattern in PANELS:
+        names = sorted(
+            name
+            for name in all_series
+            if name not in claimed
+            and re.search(pattern, name)
+            and not name.endswith(_HIDDEN_SUFFIXES)
+            and any(math.isfinite(v) for v in all_series[name][1])
+        )
+        if not names:
+            continue
+        claimed.update(names)
+        figure = Figure(figsize=(7, 4), dpi=dpi)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        for name in names:
+            steps, values = all_series[name]
+            axes.plot(steps, values, label=name, marker="." if len(steps) < 30 else None)
+        axes.set_title(title)
+        axes.set_xlabel("step")
+        axes.set_ylabel(y_label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+        figure.tight_layout()
+        target = os.path.join(out_dir, f"{file_name}.png")
+        figure.savefig(target)
+        written.append(target)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m r1jax.plot", description="Plot training curves from metrics.jsonl."
+    )
+    parser.add_argument("workdir", help="run directory with metrics.jsonl")
+    parser.add_argument("--out", default=None, help="output directory (default WORKDIR/plots)")
+    args = parser.parse_args(argv)
+    try:
+        paths = plot_metrics(args.workdir, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        parser.exit(1, f"error: {e}\n")
+    for path in paths:
+        print(path)
+    if not paths:
+        print(f"no plottable metrics in {args.workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

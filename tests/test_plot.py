@@ -1,0 +1,90 @@
+"""Tests for r1jax.plot: PNG panels from a synthetic metrics file, absent metrics skipped."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from r1jax import metrics, plot
+
+
+def _write_metrics(workdir, with_eval=True, with_reflection=True):
+    writer = metrics.JsonlWriter(str(workdir))
+    for step in range(1, 21):
+        scalars = {
+            "reward/mean": step / 20,
+            "reward/std": 0.1,
+            "accuracy": step / 40,
+            "response_length/mean": 100 + 5 * step,
+            "loss": float("nan") if step == 3 else 1.0 / step,
+        }
+        if with_reflection:
+            scalars.update(reflect_rate=0.01 * step, ssr_rate=0.5)
+        writer.write_scalars(step, scalars)
+        if with_eval and step % 10 == 0:
+            writer.write_scalars(step, {"eval/pass@1": step / 30, "eval/maj@4": step / 25})
+    writer.close()
+
+
+def _is_png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_writes_a_png_per_present_panel(tmp_path):
+    _write_metrics(tmp_path)
+    paths = plot.plot_metrics(str(tmp_path), str(tmp_path / "out"))
+    names = sorted(os.path.basename(p) for p in paths)
+    assert names == [
+        "accuracy.png",
+        "eval.png",
+        "reflection.png",
+        "response_length.png",
+        "reward.png",
+    ]
+    assert all(_is_png(p) and os.path.getsize(p) > 1000 for p in paths)
+
+
+def test_absent_metrics_are_skipped(tmp_path):
+    _write_metrics(tmp_path, with_eval=False, with_reflection=False)
+    paths = plot.plot_metrics(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in paths) == [
+        "accuracy.png",
+        "response_length.png",
+        "reward.png",
+    ]
+    assert all(p.startswith(str(tmp_path / "plots")) for p in paths)
+
+
+def test_series_reads_nonfinite_and_skips_text():
+    got = plot.series([{"step": 1, "a": 1, "b": "nan", "c": "grpo"}, {"step": 2, "a": 2.5}])
+    assert got["a"] == ([1, 2], [1.0, 2.5])
+    assert math.isnan(got["b"][1][0])
+    assert "c" not in got
+
+
+def test_missing_metrics_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no metrics\.jsonl"):
+        plot.plot_metrics(str(tmp_path))
+
+
+def test_command_line(tmp_path):
+    _write_metrics(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "r1jax.plot", str(tmp_path), "--out", str(tmp_path / "figs")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reward.png" in result.stdout
+    assert os.path.exists(tmp_path / "figs" / "eval.png")
+    missing = subprocess.run(
+        [sys.executable, "-m", "r1jax.plot", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1 and "no metrics.jsonl" in missing.stderr
