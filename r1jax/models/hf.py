@@ -31,7 +31,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from r1jax.models.config import ModelConfig
-from r1jax.models.transformer import Params, abstract_params, param_shardings
+from r1jax.models.transformer import (
+    Params,
+    abstract_params,
+    flatten_params,
+    param_shardings,
+    unflatten_params,
+)
 from r1jax.sharding import ShardingRules
 
 SINGLE_FILE = "model.safetensors"
@@ -124,26 +130,6 @@ def _layouts(config: ModelConfig) -> dict[tuple[str, ...], _Layout]:
     return out
 
 
-def _flatten(tree: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, (*prefix, key)))
-        else:
-            flat[(*prefix, key)] = value
-    return flat
-
-
-def _unflatten(flat: Mapping[tuple[str, ...], Any]) -> dict:
-    tree: dict = {}
-    for path, value in flat.items():
-        node = tree
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return tree
-
-
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"missing {path}")
@@ -232,7 +218,7 @@ def load_pretrained(
             f"checkpoint {path} has tensors r1jax does not use for {config.architecture}: "
             f"{unexpected[:5]} ({len(unexpected)})"
         )
-    shardings = _flatten(
+    shardings = flatten_params(
         param_shardings(config, mesh, rules)
         if mesh is not None
         else jax.tree.map(lambda _: SingleDeviceSharding(jax.devices()[0]), abstract_params(config))
@@ -258,7 +244,7 @@ def load_pretrained(
                     f"{FLOAT_DTYPES}"
                 )
             flat[param_path] = _place(tensor, layout, shardings[param_path], np_dtype)
-    return config, _unflatten(flat)
+    return config, unflatten_params(flat)
 
 
 def _place(tensor: Any, layout: _Layout, sharding: jax.sharding.Sharding, dtype) -> jax.Array:
@@ -357,7 +343,7 @@ def save_pretrained(
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    flat = _flatten(params)
+    flat = flatten_params(params)
     layouts = _layouts(config)
     if set(flat) != set(layouts):
         raise ValueError(

@@ -9,6 +9,10 @@ Layouts (einsum letters as in the shape vocabulary): q kernel ``[D, H, Dh]``, k/
 ``[D, K, Dh]``, o kernel ``[H, Dh, D]``, gate/up ``[D, F]``, down ``[F, D]``, embedding
 ``[V, D]``, untied unembedding ``[D, V]``. Matmuls run in ``config.dtype`` and accumulate in
 float32 (``preferred_element_type``); norms, softmax and logits are float32.
+
+The modules declare shapes, dtypes and logical axes; their initializers are placeholders
+(ones for norm scales, zeros elsewhere). `r1jax.models.transformer.init_params` draws the
+random kernels and embeddings for the whole tree at once.
 """
 
 from __future__ import annotations
@@ -26,12 +30,6 @@ from r1jax.sharding import ShardingRules, constrain
 # Large but finite, so a query row whose keys are all masked (a left-pad position) gives a
 # uniform softmax instead of NaN.
 MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
-
-
-def _kernel_init(in_axis, out_axis):
-    return nn.initializers.variance_scaling(
-        1.0, "fan_in", "truncated_normal", in_axis=in_axis, out_axis=out_axis
-    )
 
 
 def _dot(spec: str, x: jax.Array, w: jax.Array, dtype: jnp.dtype) -> jax.Array:
@@ -68,7 +66,7 @@ class Embed(nn.Module):
     def setup(self):
         self.embedding = self.param(
             "embedding",
-            nn.with_logical_partitioning(nn.initializers.normal(0.02), ("vocab", "embed")),
+            nn.with_logical_partitioning(nn.initializers.zeros, ("vocab", "embed")),
             (self.config.vocab_size, self.config.hidden_size),
             self.config.params_dtype,
         )
@@ -98,7 +96,7 @@ class Unembed(nn.Module):
         """``[B, S, D]`` -> ``[B, S, V]`` float32 logits."""
         kernel = self.param(
             "kernel",
-            nn.with_logical_partitioning(_kernel_init(0, 1), ("embed", "vocab")),
+            nn.with_logical_partitioning(nn.initializers.zeros, ("embed", "vocab")),
             (self.config.hidden_size, self.config.vocab_size),
             self.config.params_dtype,
         )
@@ -157,10 +155,9 @@ class Projection(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         cfg = self.config
         in_dims = tuple(range(self.num_in))
-        out_dims = tuple(range(self.num_in, len(self.shape)))
         kernel = self.param(
             "kernel",
-            nn.with_logical_partitioning(_kernel_init(in_dims, out_dims), self.axes),
+            nn.with_logical_partitioning(nn.initializers.zeros, self.axes),
             self.shape,
             cfg.params_dtype,
         )
