@@ -38,8 +38,8 @@ def last_boxed(text: str) -> str | None:
     Example:
       >>> last_boxed(r"so \\boxed{1} or rather \\boxed{\\frac{1}{2}}.")
       '\\\\frac{1}{2}'
-      >>> last_boxed(r"\\boxed{\\{1, 2\\}} then \\boxed{") is None
-      False
+      >>> last_boxed(r"\\boxed{\\{1, 2\\}} then \\boxed{")  # the unclosed one is skipped
+      '\\\\{1, 2\\\\}'
     """
     end = len(text)
     for _ in range(_MAX_BOXED_CANDIDATES):

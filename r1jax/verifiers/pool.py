@@ -246,10 +246,15 @@ class VerifierPool:
                 for ready in mp_connection.wait(waitables, timeout=self._wait_seconds()):
                     if ready is self._wake_reader:
                         self._drain_wake()
-                    else:
-                        worker = next(w for w in self._workers if w.connection is ready)
-                        self._receive(worker)
+                        continue
+                    for worker in self._workers:
+                        if worker.connection is ready:  # absent if removed in this round
+                            self._receive(worker)
+                            break
                 self._check_deadlines()
+        except Exception as error:  # never leave callers waiting on a dead dispatcher
+            with self._lock:
+                self._broken_reason = f"verifier pool failed: {type(error).__name__}: {error}"
         finally:
             for worker in list(self._workers):
                 self._stop(worker, graceful=True)
