@@ -87,6 +87,17 @@ def prompt(problem: dict, *, template: str = "base") -> str:
     return TEMPLATES[template].format(numbers=numbers, target=int(problem["target"]))
 
 
+def user_message(problem: dict) -> str:
+    """The bare question, for prompts built with a tokenizer's chat template.
+
+    Example:
+      >>> user_message({"numbers": [44, 19, 35], "target": 98})[:40]
+      'Using the numbers [44, 19, 35], create a'
+    """
+    numbers = [int(x) for x in problem["numbers"]]
+    return _QUESTION.format(numbers=numbers, target=int(problem["target"]))
+
+
 def _combine(op: str, left: Fraction, right: Fraction) -> Fraction | None:
     if op == "+":
         return left + right

@@ -280,6 +280,11 @@ def prompt(problem: dict, *, template: str = "base") -> str:
     return TEMPLATES[template].format(quiz=problem["quiz"])
 
 
+def user_message(problem: dict) -> str:
+    """The bare puzzle text, for prompts built with a tokenizer's chat template."""
+    return problem["quiz"]
+
+
 def reference_roles(problem: dict) -> dict[str, str]:
     """The ground truth as ``{name: "knight" | "knave"}``, parsed as Logic-RL parses it.
 

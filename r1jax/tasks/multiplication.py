@@ -112,6 +112,19 @@ def prompt(problem: dict, *, template: str = "base") -> str:
     )
 
 
+def user_message(problem: dict) -> str:
+    """The bare question, for prompts built with a tokenizer's chat template.
+
+    Example:
+      >>> user_message({"a": 12, "b": 34, "operator": "*"})
+      'Give me the answer of the following equation: 12 * 34 ='
+    """
+    operator = problem.get("operator", "*")
+    return (
+        f"Give me the answer of the following equation: {problem['a']} {operator} {problem['b']} ="
+    )
+
+
 def _long_multiplication(a: int, b: int, method: str) -> list[str]:
     lines = [f" I need to compute {a} * {b}."]
     digits_b = str(b)
