@@ -222,9 +222,11 @@ def test_chat_prompt_wraps_the_question(tokenizer):
         "<|im_start|>user\nWhat is 1 + 1?<|im_end|>\n<|im_start|>assistant\n<think>\n"
     )
     with pytest.raises(ValueError, match="user_message"):
-        prompts.make_prompt_fn(countdown, template="chat", tokenizer=tokenizer)(
-            {"numbers": [1, 2], "target": 3}
-        )
+        prompts.make_prompt_fn(math_like, template="chat", tokenizer=tokenizer)({"target": 3})
+    countdown_chat = prompts.make_prompt_fn(countdown, template="chat", tokenizer=tokenizer)
+    assert countdown.user_message({"numbers": [1, 2], "target": 3}) in countdown_chat(
+        {"numbers": [1, 2], "target": 3}
+    )
     with pytest.raises(ValueError, match="needs a tokenizer"):
         prompts.make_prompt_fn(countdown, template="chat")
 
