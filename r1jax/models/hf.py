@@ -200,7 +200,11 @@ def load_pretrained(
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint directory {path} does not exist")
-    config = ModelConfig.from_hf_config(_read_json(path / "config.json"), dtype=dtype)
+    config_file = path / "config.json"
+    try:
+        config = ModelConfig.from_hf_config(_read_json(config_file), dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{config_file}: {err}") from err
     weight_map = _weight_map(path)
     layouts = _layouts(config)
     needed = {layout.hf_name for layout in layouts.values()}
@@ -231,7 +235,10 @@ def load_pretrained(
             file = weight_map[layout.hf_name]
             if file not in handles:
                 handles[file] = stack.enter_context(_open_safetensors(file))
-            tensor = handles[file].get_slice(layout.hf_name)
+            try:
+                tensor = handles[file].get_slice(layout.hf_name)
+            except SafetensorError as err:
+                raise ValueError(f"cannot read tensor {layout.hf_name} from {file}: {err}") from err
             found_shape, found_dtype = tuple(tensor.get_shape()), tensor.get_dtype()
             if found_shape != layout.hf_shape:
                 raise ValueError(

@@ -128,6 +128,11 @@ def _boxed_init(config: ModelConfig, key: jax.Array) -> dict:
     return Transformer(config).init(key, tokens, tokens)["params"]
 
 
+def _abstract_boxed(config: ModelConfig) -> dict:
+    """The params tree of abstract `nn.LogicallyPartitioned` boxes (traced, not run)."""
+    return jax.eval_shape(functools.partial(_boxed_init, config), jax.random.key(0))
+
+
 def _unbox(tree):
     return jax.tree.map(
         lambda leaf: leaf.value if isinstance(leaf, nn.Partitioned) else leaf,
@@ -144,7 +149,7 @@ def abstract_params(config: ModelConfig) -> Params:
       >>> tree["layers_0"]["attn"]["q_proj"]["kernel"].shape
       (128, 4, 32)
     """
-    return _unbox(jax.eval_shape(functools.partial(_boxed_init, config), jax.random.key(0)))
+    return _unbox(_abstract_boxed(config))
 
 
 def param_logical_axes(config: ModelConfig) -> Params:
@@ -154,8 +159,7 @@ def param_logical_axes(config: ModelConfig) -> Params:
       >>> param_logical_axes(ModelConfig.preset("tiny"))["embed"]["embedding"]
       P('vocab', 'embed')
     """
-    boxed = jax.eval_shape(functools.partial(_boxed_init, config), jax.random.key(0))
-    return nn.get_partition_spec(boxed)
+    return nn.get_partition_spec(_abstract_boxed(config))
 
 
 def param_shardings(config: ModelConfig, mesh: Mesh, rules: ShardingRules | None = None) -> Params:
@@ -163,8 +167,8 @@ def param_shardings(config: ModelConfig, mesh: Mesh, rules: ShardingRules | None
 
     Dimensions a mesh axis does not divide fall back to replication over that axis.
     """
-    abstract = abstract_params(config)
-    logical = param_logical_axes(config)
+    boxed = _abstract_boxed(config)
+    abstract, logical = _unbox(boxed), nn.get_partition_spec(boxed)
     return jax.tree.map(
         lambda shape, axes: logical_sharding(mesh, tuple(axes), rules, shape=shape.shape),
         abstract,

@@ -234,10 +234,27 @@ def test_shape_mismatch_and_missing_tensor_are_named(written, tmp_path):
         load_pretrained(path)
 
 
+def test_sharded_checkpoint_errors_name_the_shard(tmp_path):
+    config = ModelConfig.preset("tiny")
+    save_pretrained(tmp_path, config, init_params(config, jax.random.key(0)), max_shard_bytes=2**18)
+    index_file = tmp_path / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+    name = "model.layers.1.mlp.up_proj.weight"
+    first_shard = index["weight_map"]["model.embed_tokens.weight"]
+    assert index["weight_map"][name] != first_shard
+    index["weight_map"][name] = first_shard
+    index_file.write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=rf"{name} from .*{first_shard}"):
+        load_pretrained(tmp_path)
+    (tmp_path / first_shard).unlink()
+    with pytest.raises(FileNotFoundError, match=first_shard):
+        load_pretrained(tmp_path)
+
+
 def test_unsupported_architecture_is_named(written, tmp_path):
     path = _copy(written["qwen2_tied_6h_3kv"][1], tmp_path / "m")
     config = json.loads((path / "config.json").read_text())
     config["model_type"] = "gpt2"
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"unsupported architecture.*gpt2"):
+    with pytest.raises(ValueError, match=r"config\.json: unsupported architecture.*gpt2"):
         load_pretrained(path)
