@@ -155,3 +155,16 @@ def test_load_pretrained_places_params_in_custom_rule_shardings(tmp_path):
     assert _spec(layer["mlp"]["up_proj"]["kernel"]) == ("fsdp", "tensor")
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_load_pretrained_reads_blocks_split_inside_a_head(tmp_path):
+    params = init_params(CONFIG, jax.random.key(2))
+    save_pretrained(tmp_path, CONFIG, params)
+    mesh = make_mesh(data=1, fsdp=2, tensor=4)
+    rules = ShardingRules(heads="fsdp", head_dim="tensor", embed=None)
+    _, loaded = load_pretrained(tmp_path, mesh=mesh, rules=rules)
+    attn = loaded["layers_0"]["attn"]
+    assert _spec(attn["o_proj"]["kernel"]) == ("fsdp", "tensor", None)
+    assert _spec(attn["q_proj"]["bias"]) == ("fsdp", "tensor")
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
