@@ -16,6 +16,11 @@ inside jit), and the reference model is just a second dict passed to the same `f
 a jit whose ``out_shardings`` are those shardings, and `load_pretrained` fills the same tree
 slice by slice from safetensors.
 
+Sharding: `forward` and `token_logprobs` take an optional ``rules`` (`r1jax.sharding.ShardingRules`)
+for their activation constraints, which apply when a mesh is set with ``jax.set_mesh``;
+`init_params` / `load_pretrained` take ``mesh`` and ``rules`` and create every param in its
+sharding; `KVCache.shardings` gives the cache's.
+
 Layers are separate submodules ``layers_0 .. layers_{L-1}`` (unrolled, not scanned), so each
 layer's KV cache is its own buffer that the sampler's ``while_loop`` updates in place. Blocks
 can be rematerialised (``remat=True``) for training.
