@@ -100,26 +100,27 @@ def test_grpo_matches_numpy():
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
-def test_composed_losses_are_finite_and_report_metrics(name):
+def test_composed_losses_are_finite_report_metrics_and_handle_empty_batches(name):
     theta, inputs, old, ref, rewards, mask = make_batch(1)
-    loss, metrics = jax.jit(LOSSES[name])(logprobs_fn(theta, inputs), old, ref, rewards, mask)
+
+    @jax.jit
+    def loss_and_grad(theta, mask):
+        def loss(theta):
+            return LOSSES[name](logprobs_fn(theta, inputs), old, ref, rewards, mask)
+
+        return jax.value_and_grad(loss, has_aux=True)(theta)
+
+    (loss, metrics), grad = loss_and_grad(theta, mask)
     assert loss.shape == () and np.isfinite(float(loss))
+    assert np.all(np.isfinite(np.asarray(grad))) and np.any(np.asarray(grad) != 0)
     assert EXPECTED_METRICS | {"kl"} <= set(metrics)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     assert 0.0 <= float(metrics["clip_frac_high"]) <= 1.0
-
-
-@pytest.mark.parametrize("name", sorted(LOSSES))
-def test_fully_masked_batch_gives_zero_loss_and_finite_grad(name):
-    theta, inputs, old, ref, rewards, _ = make_batch(2)
-    mask = np.zeros((B, T), bool)
-
-    def loss(theta):
-        return LOSSES[name](logprobs_fn(theta, inputs), old, ref, rewards, mask)[0]
-
-    value, grad = jax.jit(jax.value_and_grad(loss))(theta)
-    assert float(value) == 0.0
-    assert np.all(np.asarray(grad) == 0.0)
+    # A fully masked batch gives 0, not NaN, and a zero gradient.
+    (empty_loss, empty_metrics), empty_grad = loss_and_grad(theta, np.zeros((B, T), bool))
+    assert float(empty_loss) == 0.0
+    assert np.all(np.asarray(empty_grad) == 0.0)
+    assert all(np.isfinite(float(v)) for v in empty_metrics.values())
 
 
 def _full_advantages(name, old, ref, rewards, mask):
@@ -155,10 +156,10 @@ def test_microbatch_gradients_sum_to_full_batch(name):
     def loss(theta, x, o, r, rw, m, **kwargs):
         return loss_fn(logprobs_fn(theta, x), o, r, rw, m, **kwargs)[0]
 
-    full_value, full_grad = jax.value_and_grad(loss)(theta, inputs, old, ref, rewards, mask)
+    grad_fn = jax.jit(jax.value_and_grad(loss))
+    full_value, full_grad = grad_fn(theta, inputs, old, ref, rewards, mask)
     advantages = _full_advantages(name, old, ref, rewards, mask)
     denominator = agg.aggregation_denominator(mask, mode=MODES[name])
-    grad_fn = jax.jit(jax.value_and_grad(loss))
     value_sum, grad_sum = 0.0, jnp.zeros_like(theta)
     for rows in np.split(np.arange(B), P):  # one prompt group per micro-batch
         value, grad = grad_fn(
@@ -195,10 +196,10 @@ def test_on_policy_grpo_gradient_is_plain_policy_gradient():
     rewards = jnp.array([1.0, 0.0, 0.0, 0.0])
     mask = jnp.array([[1, 1, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1]])
     logprobs = jnp.full((4, 3), -1.0)
-    grad = jax.grad(
+    grad = jax.jit(jax.grad(
         lambda lp: losses.grpo_loss(lp, jax.lax.stop_gradient(lp), None, rewards, mask,
                                     group_size=2, kl_coef=0.0)[0]
-    )(logprobs)  # fmt: skip
+    ))(logprobs)  # fmt: skip
     advantages = np.asarray(adv_lib.group_relative_advantages(rewards, group_size=2))
     lengths = np.asarray(mask).sum(-1)
     want = -advantages[:, None] * np.asarray(mask) / lengths[:, None] / 4
