@@ -1,0 +1,183 @@
+"""Sampler throughput: generated tokens per second, compile time and achieved FLOP/s.
+
+``python -m r1jax.bench sample --model {tiny,small,qwen05b} [--dtype float32|bfloat16]
+[--vs-transformers] [--json]``
+
+Random weights (Qwen2 architecture, presets from `ModelConfig`). Workload: ``P`` prompts of
+``Tp`` random tokens, ``G`` samples each, exactly ``T`` new tokens per row (no stop ids),
+temperature 1. Defaults: 8 prompts x 8 samples, ``Tp = 32``, ``T = 128``; ``qwen05b`` uses 8
+prompts x 1 sample and ``T = 64``. Tokens/s counts the ``B * T`` generated tokens over the wall
+time of one whole `sample` call (prefill + decode, compiled), the best of ``--repeats``.
+Compile time is the first call minus a compiled call.
+
+Achieved FLOP/s uses `r1jax.models.flops_per_token` (matmul FLOPs, attention included, at each
+token's actual context length) over prefill and decode, as a fraction of this machine's matmul
+peak measured in the same run: a jitted ``N x N`` matmul in the benchmark dtype with float32
+accumulation, the best of several runs.
+
+``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
+transformers (float32, ``torch.set_num_threads`` = CPU cores) and times ``generate`` with its
+KV cache on the same prompts (``num_return_sequences = G``, ``do_sample``, temperature 1,
+``top_k = 0``, ``min_new_tokens = max_new_tokens = T``), then prints the speed ratio.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from r1jax.models import ModelConfig, flops_per_token, init_params, save_pretrained
+from r1jax.sampling.rollout import PromptBatch
+from r1jax.sampling.sampler import SamplingParams, sample
+
+WORKLOADS = {  # model -> (prompts, samples per prompt, new tokens)
+    "tiny": (8, 8, 128),
+    "small": (8, 8, 128),
+    "qwen05b": (8, 1, 64),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", choices=sorted(WORKLOADS), default="tiny")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--vs-transformers", action="store_true", help="also time HF generate")
+    parser.add_argument("--prompts", type=int, default=None, help="P (default per model)")
+    parser.add_argument("--samples", type=int, default=None, help="G (default per model)")
+    parser.add_argument("--prompt-length", type=int, default=32, help="Tp")
+    parser.add_argument("--new-tokens", type=int, default=None, help="T (default per model)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls (best is kept)")
+    parser.add_argument("--peak-size", type=int, default=2048, help="N of the peak matmul")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _best_time(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure_matmul_peak(dtype: str, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a jitted ``size x size`` matmul in ``dtype`` with float32 accumulation."""
+    a = jnp.ones((size, size), dtype)
+    b = jnp.ones((size, size), dtype)
+    matmul = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
+    jax.block_until_ready(matmul(a, b))
+    return 2 * size**3 / _best_time(lambda: matmul(a, b), repeats)
+
+
+def workload_flops(
+    config: ModelConfig, prompts: int, samples: int, prompt_length: int, new_tokens: int
+) -> int:
+    """Matmul FLOPs of one call: ``P`` prompts prefilled once, then ``B`` rows decoded."""
+    prefill = sum(flops_per_token(config, t + 1) for t in range(prompt_length)) * prompts
+    decode = sum(flops_per_token(config, prompt_length + t) for t in range(1, new_tokens))
+    return prefill + decode * prompts * samples
+
+
+def _time_transformers(config, params, tokens: np.ndarray, samples: int, new_tokens: int) -> float:
+    import torch
+    import transformers
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    float_config = ModelConfig(**{**config.__dict__, "dtype": "float32", "param_dtype": "float32"})
+    float_params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)
+    with tempfile.TemporaryDirectory() as path:
+        save_pretrained(path, float_config, float_params)
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.eval()
+    input_ids = torch.from_numpy(tokens.astype(np.int64))
+    kwargs = dict(
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        num_return_sequences=samples,
+        pad_token_id=0,
+        eos_token_id=None,
+    )
+    with torch.inference_mode():
+        model.generate(input_ids, max_new_tokens=2, min_new_tokens=2, **kwargs)  # warm-up
+        start = time.perf_counter()
+        out = model.generate(
+            input_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kwargs
+        )
+        elapsed = time.perf_counter() - start
+    assert out.shape == (tokens.shape[0] * samples, tokens.shape[1] + new_tokens), out.shape
+    return elapsed
+
+
+def run(args: argparse.Namespace) -> dict:
+    default_prompts, default_samples, default_tokens = WORKLOADS[args.model]
+    prompts = args.prompts or default_prompts
+    samples = args.samples or default_samples
+    new_tokens = args.new_tokens or default_tokens
+    prompt_length = args.prompt_length
+    rows = prompts * samples
+    config = ModelConfig.preset(args.model, dtype=args.dtype, param_dtype=args.dtype)
+    peak = measure_matmul_peak(args.dtype, args.peak_size)
+    params = init_params(config, jax.random.key(args.seed))
+    rng = np.random.default_rng(args.seed)
+    tokens = rng.integers(0, config.vocab_size, (prompts, prompt_length)).astype(np.int32)
+    batch = PromptBatch.from_token_lists(tokens.tolist())
+    sampling_params = SamplingParams(
+        max_new_tokens=new_tokens, temperature=1.0, num_samples_per_prompt=samples
+    )
+    key = jax.random.key(args.seed + 1)
+
+    def call():
+        return sample(params, config, batch, key, sampling_params)
+
+    start = time.perf_counter()
+    rollout = jax.block_until_ready(call())
+    first = time.perf_counter() - start
+    assert int(np.min(rollout.lengths)) == new_tokens, "every row must generate exactly T tokens"
+    seconds = _best_time(call, args.repeats)
+    tokens_per_second = rows * new_tokens / seconds
+    flops = workload_flops(config, prompts, samples, prompt_length, new_tokens)
+    results = {
+        "model": args.model,
+        "dtype": args.dtype,
+        "rows": rows,
+        "prompts": prompts,
+        "samples_per_prompt": samples,
+        "prompt_length": prompt_length,
+        "new_tokens": new_tokens,
+        "seconds": seconds,
+        "tokens_per_second": tokens_per_second,
+        "compile_seconds": max(first - seconds, 0.0),
+        "flops_per_second": flops / seconds,
+        "peak_flops_per_second": peak,
+        "fraction_of_peak": flops / seconds / peak,
+        "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+    }
+    if args.vs_transformers:
+        hf_seconds = _time_transformers(config, params, tokens, samples, new_tokens)
+        results["transformers_tokens_per_second"] = rows * new_tokens / hf_seconds
+        results["speedup_vs_transformers"] = (
+            tokens_per_second / results["transformers_tokens_per_second"]
+        )
+    if not args.json:
+        print(
+            f"sample {args.model} {args.dtype}: {rows} rows ({prompts} prompts x {samples}), "
+            f"Tp={prompt_length}, T={new_tokens} on {results['devices']}"
+        )
+        print(f"  r1jax        {tokens_per_second:12,.0f} tok/s  ({seconds:.3f} s per call)")
+        print(f"  compile      {results['compile_seconds']:12.2f} s")
+        print(
+            f"  achieved     {results['flops_per_second'] / 1e9:12.1f} GFLOP/s = "
+            f"{100 * results['fraction_of_peak']:.1f}% of measured {args.dtype} matmul peak "
+            f"{peak / 1e9:.1f} GFLOP/s"
+        )
+        if args.vs_transformers:
+            print(
+                f"  transformers {results['transformers_tokens_per_second']:12,.0f} tok/s "
+                f"(float32 generate)  ratio {results['speedup_vs_transformers']:.2f}x"
+            )
+    return results

@@ -1,0 +1,492 @@
+"""KV-cache sampler: one prefill, then a decode loop compiled as ``lax.while_loop`` programs.
+
+``sample(params, config, prompts, key, sampling_params)`` returns a `Rollout`. The work is two
+jitted programs:
+
+1. **Prefill** (``P`` rows): a forward of the left-padded ``[P, Tp]`` prompts on an empty
+   ``Tp``-slot cache. Each prompt is prefilled once; its cache entries and last-position logits
+   are then repeated to its ``G`` sample rows (``B = P * G``) inside a ``[B, Tp + T - 1]``
+   cache, and token 0 of every row is drawn from those logits.
+2. **Decode** (``B`` rows, the state donated, so the cache is updated in place): step ``t``
+   feeds token ``t - 1`` into slot ``Tp + t - 1`` and draws token ``t``. Sampling, stop
+   detection and the output writes are fused into the step.
+
+**Attend-length segments.** A decode step at step ``t`` only needs cache slots
+``[0, Tp + t)``, but the attended length must be static. The steps ``1 .. T - 1`` are therefore
+split into segments of ``decode_segment_length`` steps; segment ``j`` is its own
+``lax.while_loop`` whose steps attend over ``Tp + e_j - 1`` slots, where ``e_j`` is the
+segment's last step + 1. With the default (about 8 segments, multiples of 32 steps) the
+attention reads at most one segment length more than needed instead of the whole preallocated
+cache. Every segment's loop condition also checks that some row is still running, so the
+program exits as soon as every row has stopped; later segments then run zero iterations. The
+segments are compiled once, together, per (batch bucket, prompt bucket, ``max_new_tokens``).
+
+**Randomness.** Row ``(p, g)`` uses ``fold_in(fold_in(key, prompt_ids[p]), g)`` and step ``t``
+folds in ``t``, so a row's tokens do not depend on its batch position, the batch size or the
+mesh.
+
+**Runtime controls.** Temperature, top-k, top-p, min-p and the stop ids are traced arguments:
+changing their values does not recompile (top-k needs no static bound, see ``logits.py``).
+Changing the *number* of stop ids or stop sequences (or the longest stop sequence) changes
+shapes and recompiles.
+
+What does not live here: logit processing (``logits.py``), stop matching (``stopping.py``),
+the output types (``rollout.py``) and budget forcing (``budget_forcing.py``).
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from r1jax import sharding as sharding_lib
+from r1jax.models import KVCache, ModelConfig, forward
+from r1jax.sampling import logits as logits_lib
+from r1jax.sampling import stopping
+from r1jax.sampling.rollout import PromptBatch, Rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+    """What to sample. Values marked *runtime* are traced: changing them does not recompile.
+
+    Attributes:
+      max_new_tokens: static ``T``, the most tokens generated per row.
+      temperature: runtime; ``0`` means greedy (``argmax``), whose log-probs are then taken at
+        temperature 1.
+      top_k: runtime, ``0`` = off.
+      top_p: runtime, ``1`` = off.
+      min_p: runtime, ``0`` = off.
+      stop_token_ids: runtime values (their count is static): a row stops after emitting any.
+      stop_sequences: runtime values (count and longest length static): a row stops after its
+        generated tokens end with any of these id sequences.
+      num_samples_per_prompt: static ``G``; ``B = P * G``.
+      pad_id: token written after a row's stop.
+      decode_segment_length: static number of decode steps per attend-length segment; None
+        picks ``max(32, T / 8 rounded up to a multiple of 32)``.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    stop_token_ids: tuple[int, ...] = ()
+    stop_sequences: tuple[tuple[int, ...], ...] = ()
+    num_samples_per_prompt: int = 1
+    pad_id: int = 0
+    decode_segment_length: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive int, got {self.max_new_tokens!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_p <= 1:
+            raise ValueError(f"min_p must be in [0, 1], got {self.min_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if self.num_samples_per_prompt < 1:
+            raise ValueError(
+                f"num_samples_per_prompt must be >= 1, got {self.num_samples_per_prompt}"
+            )
+        if self.decode_segment_length is not None and self.decode_segment_length < 1:
+            raise ValueError(
+                f"decode_segment_length must be >= 1, got {self.decode_segment_length}"
+            )
+        if any(int(t) < 0 for t in self.stop_token_ids):
+            raise ValueError(f"stop_token_ids must be >= 0, got {self.stop_token_ids}")
+        stopping.pad_stop_sequences(self.stop_sequences)  # validates
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodePlan:
+    """The static part of a sampling call (a jit cache key together with the shapes)."""
+
+    group_size: int
+    max_new_tokens: int
+    pad_id: int
+    segment_ends: tuple[int, ...]
+
+
+def decode_plan(sampling_params: SamplingParams) -> DecodePlan:
+    """The static plan of a call: group size, ``T``, pad id and the segment ends.
+
+    Example:
+      >>> decode_plan(SamplingParams(max_new_tokens=100, decode_segment_length=32)).segment_ends
+      (32, 64, 96, 100)
+    """
+    total = sampling_params.max_new_tokens
+    length = sampling_params.decode_segment_length
+    if length is None:
+        length = max(32, 32 * math.ceil(math.ceil(total / 8) / 32))
+    ends = tuple(min(total, end) for end in range(length, total + length, length))
+    return DecodePlan(
+        group_size=sampling_params.num_samples_per_prompt,
+        max_new_tokens=total,
+        pad_id=sampling_params.pad_id,
+        segment_ends=ends,
+    )
+
+
+def runtime_controls(sampling_params: SamplingParams) -> dict[str, jax.Array]:
+    """The traced arguments of a call: control values and stop ids as arrays."""
+    sequence_ids, sequence_mask = stopping.pad_stop_sequences(sampling_params.stop_sequences)
+    return {
+        "temperature": jnp.asarray(sampling_params.temperature, jnp.float32),
+        "top_k": jnp.asarray(sampling_params.top_k, jnp.int32),
+        "top_p": jnp.asarray(sampling_params.top_p, jnp.float32),
+        "min_p": jnp.asarray(sampling_params.min_p, jnp.float32),
+        "stop_token_ids": jnp.asarray(
+            np.array(sampling_params.stop_token_ids, np.int32).reshape(-1)
+        ),
+        "stop_sequence_ids": jnp.asarray(sequence_ids),
+        "stop_sequence_mask": jnp.asarray(sequence_mask),
+    }
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class DecodeState:
+    """Loop carry of the decode program (``B`` rows).
+
+    Attributes:
+      cache: the ``[B, Tp + T - 1]`` KV cache.
+      tokens: ``[B, T]`` generated tokens so far (``pad_id`` where none).
+      logprobs: ``[B, T]`` their log-probabilities (0 where none).
+      last_token: ``[B]`` the token to feed next.
+      step: ``[]`` number of tokens generated so far (the index of the next one).
+      done: ``[B]`` whether the row has stopped.
+      lengths: ``[B]`` tokens generated per row.
+      finish_reason: ``[B]`` finish codes.
+      recent: ``[B, Lmax]`` last generated tokens for stop-sequence matching (-1 before any).
+      row_keys: ``[B]`` per-row PRNG keys.
+      row_limits: ``[B]`` per-row token limits (``<= T``).
+      prompt_lengths: ``[B]`` real prompt lengths (decode positions start there).
+      prompt_tokens: ``[B, Tp]`` the prompts, carried into the `Rollout`.
+    """
+
+    cache: KVCache
+    tokens: jax.Array
+    logprobs: jax.Array
+    last_token: jax.Array
+    step: jax.Array
+    done: jax.Array
+    lengths: jax.Array
+    finish_reason: jax.Array
+    recent: jax.Array
+    row_keys: jax.Array
+    row_limits: jax.Array
+    prompt_lengths: jax.Array
+    prompt_tokens: jax.Array
+
+
+def prompt_positions(mask: jax.Array) -> jax.Array:
+    """Positions of a left-padded ``[N, Tp]`` mask: ``cumsum(mask) - 1`` clipped at 0.
+
+    Example:
+      >>> prompt_positions(jnp.array([[0, 1, 1], [1, 1, 1]]))
+      Array([[0, 0, 1],
+             [0, 1, 2]], dtype=int32)
+    """
+    return jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0).astype(jnp.int32)
+
+
+def _row_keys(key: jax.Array, prompt_ids: jax.Array, group_size: int) -> jax.Array:
+    """``[P * G]`` keys: ``fold_in(fold_in(key, prompt_id), sample_index)``."""
+    prompt_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(prompt_ids)  # [P]
+    samples = jnp.arange(group_size, dtype=jnp.int32)
+    keys = jax.vmap(lambda k: jax.vmap(lambda g: jax.random.fold_in(k, g))(samples))(prompt_keys)
+    return keys.reshape(-1)  # [B]
+
+
+def _constrain_cache(cache: KVCache, rules: sharding_lib.ShardingRules | None) -> KVCache:
+    """Pins the cache to its logical shardings (a no-op without an active mesh)."""
+
+    def constrain(x, axes):
+        return sharding_lib.constrain(x, axes, rules)
+
+    return dataclasses.replace(
+        cache,
+        keys=tuple(constrain(k, KVCache.KV_AXES) for k in cache.keys),
+        values=tuple(constrain(v, KVCache.KV_AXES) for v in cache.values),
+        valid=constrain(cache.valid, KVCache.VALID_AXES),
+    )
+
+
+def _broadcast_prompt_cache(
+    prompt_cache: KVCache,
+    config: ModelConfig,
+    group_size: int,
+    cache_length: int,
+    rules: sharding_lib.ShardingRules | None,
+) -> KVCache:
+    """Repeats a ``[P, Tp]`` prefilled cache to ``[B, cache_length]`` rows (``B = P * G``)."""
+    prompts, width = prompt_cache.valid.shape
+    dtype = prompt_cache.keys[0].dtype
+    cache = KVCache.init(config, prompts * group_size, cache_length, dtype=dtype)
+
+    def place(buffer, prefix):
+        prefix = jnp.repeat(prefix, group_size, axis=0)  # [B, Tp, ...]
+        start = (0,) * buffer.ndim
+        return jax.lax.dynamic_update_slice(buffer, prefix.astype(buffer.dtype), start)
+
+    cache = dataclasses.replace(
+        cache,
+        keys=tuple(place(b, p) for b, p in zip(cache.keys, prompt_cache.keys)),
+        values=tuple(place(b, p) for b, p in zip(cache.values, prompt_cache.values)),
+        valid=place(cache.valid, prompt_cache.valid),
+        end=jnp.asarray(width, cache.end.dtype),
+    )
+    return _constrain_cache(cache, rules)
+
+
+def _emit(state: DecodeState, logits: jax.Array, controls: dict, plan: DecodePlan) -> DecodeState:
+    """Draws token ``state.step`` from ``[B, V]`` logits and records it with its stop status."""
+    step = state.step
+    step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(state.row_keys)  # [B]
+    token, logprob = logits_lib.sample_tokens(
+        step_keys,
+        logits,
+        temperature=controls["temperature"],
+        top_k=controls["top_k"],
+        top_p=controls["top_p"],
+        min_p=controls["min_p"],
+    )
+    active = ~state.done
+    written = jnp.where(active, token, plan.pad_id)
+    tokens = jax.lax.dynamic_update_slice(state.tokens, written[:, None], (0, step))
+    logprobs = jax.lax.dynamic_update_slice(
+        state.logprobs, jnp.where(active, logprob, 0.0)[:, None], (0, step)
+    )
+    recent = jnp.where(active[:, None], stopping.push_recent(state.recent, token), state.recent)
+    hit_token = active & stopping.matches_stop_token(token, controls["stop_token_ids"])
+    hit_sequence = (
+        active
+        & ~hit_token
+        & stopping.matches_stop_sequence(
+            recent, controls["stop_sequence_ids"], controls["stop_sequence_mask"]
+        )
+    )
+    hit_length = active & ~hit_token & ~hit_sequence & (step + 1 >= state.row_limits)
+    finish_reason = jnp.select(
+        [hit_token, hit_sequence, hit_length],
+        [stopping.FINISH_STOP_TOKEN, stopping.FINISH_STOP_SEQUENCE, stopping.FINISH_LENGTH],
+        state.finish_reason,
+    )
+    return dataclasses.replace(
+        state,
+        tokens=tokens,
+        logprobs=logprobs,
+        last_token=token,
+        step=step + 1,
+        done=state.done | hit_token | hit_sequence | hit_length,
+        lengths=jnp.where(active, step + 1, state.lengths),
+        finish_reason=finish_reason.astype(jnp.int32),
+        recent=recent,
+    )
+
+
+def next_token_logits(
+    params,
+    state: DecodeState,
+    config: ModelConfig,
+    attend_length: int,
+    rules: sharding_lib.ShardingRules | None = None,
+) -> tuple[jax.Array, KVCache]:
+    """Feeds ``state.last_token`` at the next cache slot; returns ``[B, V]`` logits and the cache."""
+    positions = state.prompt_lengths + state.step - 1  # [B]
+    logits, cache = forward(
+        params,
+        state.last_token[:, None],
+        positions[:, None],
+        config,
+        attention_mask=jnp.ones_like(state.last_token)[:, None],
+        kv_cache=state.cache,
+        attend_length=attend_length,
+        rules=rules,
+    )
+    return logits[:, 0], cache  # [B, V]
+
+
+def _prefill(
+    params,
+    prompt_tokens: jax.Array,
+    prompt_lengths: jax.Array,
+    prompt_ids: jax.Array,
+    key: jax.Array,
+    row_limits: jax.Array,
+    controls: dict,
+    *,
+    config: ModelConfig,
+    plan: DecodePlan,
+    rules: sharding_lib.ShardingRules | None = None,
+) -> DecodeState:
+    """Prefills ``[P, Tp]`` prompts once, broadcasts them to ``B`` rows, and draws token 0."""
+    prompts, width = prompt_tokens.shape
+    group = plan.group_size
+    batch = prompts * group
+    mask = (jnp.arange(width)[None, :] >= width - prompt_lengths[:, None]).astype(jnp.int32)
+    positions = prompt_positions(mask)  # [P, Tp]
+    prompt_cache = KVCache.init(config, prompts, width)
+    logits, prompt_cache = forward(
+        params,
+        prompt_tokens,
+        positions,
+        config,
+        attention_mask=mask,
+        kv_cache=prompt_cache,
+        attend_length=width,
+        rules=rules,
+    )
+    last_logits = jnp.repeat(logits[:, -1], group, axis=0)  # [B, V]
+    cache_length = width + plan.max_new_tokens - 1
+    cache = _broadcast_prompt_cache(prompt_cache, config, group, cache_length, rules)
+    total = plan.max_new_tokens
+    longest_stop = controls["stop_sequence_ids"].shape[1]
+    row_limits = jnp.minimum(row_limits, total).astype(jnp.int32)
+    state = DecodeState(
+        cache=cache,
+        tokens=jnp.full((batch, total), plan.pad_id, jnp.int32),
+        logprobs=jnp.zeros((batch, total), jnp.float32),
+        last_token=jnp.zeros((batch,), jnp.int32),
+        step=jnp.zeros((), jnp.int32),
+        done=row_limits <= 0,
+        lengths=jnp.zeros((batch,), jnp.int32),
+        finish_reason=jnp.where(row_limits <= 0, stopping.FINISH_LENGTH, stopping.FINISH_NONE),
+        recent=jnp.full((batch, longest_stop), -1, jnp.int32),
+        row_keys=_row_keys(key, prompt_ids, group),
+        row_limits=row_limits,
+        prompt_lengths=jnp.repeat(prompt_lengths, group, axis=0).astype(jnp.int32),
+        prompt_tokens=jnp.repeat(prompt_tokens, group, axis=0).astype(jnp.int32),
+    )
+    return _emit(state, last_logits, controls, plan)
+
+
+def _decode(
+    params,
+    state: DecodeState,
+    controls: dict,
+    *,
+    config: ModelConfig,
+    plan: DecodePlan,
+    rules: sharding_lib.ShardingRules | None = None,
+) -> tuple[Rollout, DecodeState]:
+    """Runs the decode segments (one ``lax.while_loop`` each) and assembles the `Rollout`.
+
+    The final state is returned too, so every donated buffer (the cache above all) aliases an
+    output and the loops update it in place; `sample` drops it.
+    """
+    prompt_width = state.prompt_tokens.shape[1]
+    for segment_end in plan.segment_ends:
+        attend_length = prompt_width + segment_end - 1
+
+        def cond(s, segment_end=segment_end):
+            return (s.step < segment_end) & ~jnp.all(s.done)
+
+        def body(s, attend_length=attend_length):
+            logits, cache = next_token_logits(params, s, config, attend_length, rules)
+            return _emit(dataclasses.replace(s, cache=cache), logits, controls, plan)
+
+        state = jax.lax.while_loop(cond, body, state)
+    mask = (jnp.arange(plan.max_new_tokens)[None, :] < state.lengths[:, None]).astype(jnp.int32)
+    rollout = Rollout(
+        tokens=jnp.where(mask > 0, state.tokens, plan.pad_id),
+        logprobs=jnp.where(mask > 0, state.logprobs, 0.0),
+        mask=mask,
+        lengths=state.lengths,
+        finish_reason=state.finish_reason,
+        prompt_tokens=state.prompt_tokens,
+        prompt_lengths=state.prompt_lengths,
+    )
+    return rollout, state
+
+
+prefill_program = jax.jit(_prefill, static_argnames=("config", "plan", "rules"))
+decode_program = jax.jit(_decode, static_argnames=("config", "plan", "rules"), donate_argnums=(1,))
+
+
+def sample(
+    params,
+    config: ModelConfig,
+    prompts: PromptBatch | tuple,
+    key: jax.Array,
+    sampling_params: SamplingParams,
+    *,
+    mesh: jax.sharding.Mesh | None = None,
+    rules: sharding_lib.ShardingRules | None = None,
+    max_new_tokens_per_row: jax.typing.ArrayLike | None = None,
+) -> Rollout:
+    """Samples ``G`` completions for each of ``P`` left-padded prompts.
+
+    Args:
+      params: model params (sharded on ``mesh`` when one is given).
+      config: the model config (static).
+      prompts: a `PromptBatch`, or ``(tokens [P, Tp], lengths [P])`` with prompt ids
+        ``0 .. P-1``.
+      key: PRNG key; row ``(p, g)`` derives its own key from it (see the module docstring).
+      sampling_params: the controls; see `SamplingParams`.
+      mesh: a ``data x fsdp x tensor`` mesh; rows are sharded over ``batch`` and the cache's
+        KV heads over ``kv_heads`` following ``rules``.
+      rules: logical sharding rules; the default `ShardingRules` when None.
+      max_new_tokens_per_row: optional ``[B]`` runtime limit per row (``<= T``; 0 makes a row
+        generate nothing); budget forcing uses it.
+
+    Returns:
+      A `Rollout` with ``B = P * G`` rows and ``T = max_new_tokens`` columns.
+
+    Raises:
+      ValueError: for inconsistent prompt shapes or lengths outside ``[1, Tp]`` (checked on the
+        host when the lengths are concrete).
+    """
+    if not isinstance(prompts, PromptBatch):
+        tokens, lengths = prompts
+        tokens = jnp.asarray(tokens, jnp.int32)
+        prompts = PromptBatch(
+            tokens=tokens,
+            lengths=jnp.asarray(lengths, jnp.int32),
+            prompt_ids=jnp.arange(tokens.shape[0], dtype=jnp.int32),
+        )
+    tokens = jnp.asarray(prompts.tokens, jnp.int32)
+    lengths = jnp.asarray(prompts.lengths, jnp.int32)
+    prompt_ids = jnp.asarray(prompts.prompt_ids, jnp.int32)
+    if tokens.ndim != 2 or lengths.shape != tokens.shape[:1] or prompt_ids.shape != lengths.shape:
+        raise ValueError(
+            f"prompt tokens {tokens.shape}, lengths {lengths.shape} and prompt_ids "
+            f"{prompt_ids.shape} must be [P, Tp], [P], [P]"
+        )
+    if not isinstance(lengths, jax.core.Tracer):
+        host_lengths = np.asarray(lengths)
+        bad = np.flatnonzero((host_lengths < 1) | (host_lengths > tokens.shape[1]))
+        if bad.size:
+            raise ValueError(
+                f"prompt row {int(bad[0])} has length {int(host_lengths[bad[0]])}, "
+                f"outside [1, {tokens.shape[1]}]"
+            )
+    plan = decode_plan(sampling_params)
+    batch = tokens.shape[0] * plan.group_size
+    if max_new_tokens_per_row is None:
+        row_limits = jnp.full((batch,), plan.max_new_tokens, jnp.int32)
+    else:
+        row_limits = jnp.asarray(max_new_tokens_per_row, jnp.int32)
+        if row_limits.shape != (batch,):
+            raise ValueError(f"max_new_tokens_per_row has shape {row_limits.shape}, want {batch}")
+    controls = runtime_controls(sampling_params)
+    static = {"config": config, "plan": plan, "rules": rules}
+    arguments = (tokens, lengths, prompt_ids, key, row_limits, controls)
+    if mesh is None:
+        state = prefill_program(params, *arguments, **static)
+        return decode_program(params, state, controls, **static)[0]
+    rows = sharding_lib.logical_sharding(mesh, ("batch", None), rules, shape=tokens.shape)
+    vector = sharding_lib.logical_sharding(mesh, ("batch",), rules, shape=lengths.shape)
+    tokens, lengths, prompt_ids = jax.device_put(
+        (tokens, lengths, prompt_ids), (rows, vector, vector)
+    )
+    arguments = (tokens, lengths, prompt_ids, key, row_limits, controls)
+    with jax.set_mesh(mesh):
+        state = prefill_program(params, *arguments, **static)
+        return decode_program(params, state, controls, **static)[0]

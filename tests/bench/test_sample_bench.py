@@ -1,0 +1,46 @@
+"""Tests for r1jax/bench/sample.py: the harness runs end to end on a tiny workload."""
+
+import argparse
+
+import pytest
+
+from r1jax.bench import sample as sample_bench
+from r1jax.models import ModelConfig, flops_per_token
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", action="store_true")
+    sample_bench.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_tiny_sample_benchmark_reports_figures(capsys):
+    args = parse(
+        "--model tiny --prompts 2 --samples 2 --prompt-length 4 --new-tokens 5 --repeats 1 "
+        "--peak-size 256".split()
+    )
+    results = sample_bench.run(args)
+    assert results["rows"] == 4 and results["new_tokens"] == 5
+    for name in ("tokens_per_second", "flops_per_second", "peak_flops_per_second"):
+        assert results[name] > 0
+    assert results["fraction_of_peak"] > 0
+    assert "tok/s" in capsys.readouterr().out
+
+
+@pytest.mark.torch_reference
+def test_vs_transformers_reports_a_ratio():
+    args = parse(
+        "--model tiny --prompts 1 --samples 2 --prompt-length 4 --new-tokens 3 --repeats 1 "
+        "--peak-size 128 --vs-transformers --json".split()
+    )
+    results = sample_bench.run(args)
+    assert results["speedup_vs_transformers"] > 0
+
+
+def test_workload_flops_counts_prefill_once_per_prompt():
+    config = ModelConfig.preset("tiny")
+    flops = sample_bench.workload_flops(config, prompts=2, samples=3, prompt_length=4, new_tokens=3)
+    prefill = 2 * sum(flops_per_token(config, t) for t in (1, 2, 3, 4))
+    decode = 6 * (flops_per_token(config, 5) + flops_per_token(config, 6))
+    assert flops == prefill + decode

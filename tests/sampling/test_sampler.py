@@ -1,0 +1,272 @@
+"""Tests for r1jax/sampling/sampler.py: exactness, stops, compilation, sharding, determinism."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from r1jax import sharding
+from r1jax.models import (
+    ModelConfig,
+    forward,
+    init_params,
+    load_pretrained,
+    param_shardings,
+    token_logprobs,
+)
+from r1jax.sampling import sampler, stopping
+from r1jax.sampling.rollout import PromptBatch
+from r1jax.sampling.sampler import SamplingParams, sample
+
+CONFIG = ModelConfig.preset("tiny", vocab_size=64, hidden_size=64, mlp_dim=128, head_dim=16)
+PROMPTS = [[5, 9, 11, 3, 7], [8, 2], [4, 4, 6, 1], [12]]
+
+
+@pytest.fixture(scope="module")
+def params():
+    return init_params(CONFIG, jax.random.key(0))
+
+
+def prompt_batch(prompts=PROMPTS, **kwargs):
+    return PromptBatch.from_token_lists(prompts, length_bucket=6, **kwargs)
+
+
+def test_decode_logits_equal_full_forward(params):
+    """Every decode step's logits match a cache-free forward over the same prefix."""
+    batch = prompt_batch()
+    sampling_params = SamplingParams(max_new_tokens=8, temperature=1.0, num_samples_per_prompt=2)
+    plan = sampler.decode_plan(sampling_params)
+    controls = sampler.runtime_controls(sampling_params)
+    rows = len(PROMPTS) * 2
+    state = sampler.prefill_program(
+        params,
+        jnp.asarray(batch.tokens),
+        jnp.asarray(batch.lengths),
+        jnp.asarray(batch.prompt_ids),
+        jax.random.key(3),
+        jnp.full((rows,), 8, jnp.int32),
+        controls,
+        config=CONFIG,
+        plan=plan,
+    )
+    width = batch.tokens.shape[1]
+
+    @jax.jit
+    def step(state):
+        logits, cache = sampler.next_token_logits(params, state, CONFIG, width + 7)
+        return logits, sampler._emit(
+            dataclasses.replace(state, cache=cache), logits, controls, plan
+        )
+
+    logits = []
+    for _ in range(1, 8):
+        step_logits, state = step(state)
+        logits.append(step_logits)
+    # One cache-free forward over prompt + generated tokens gives every prefix's logits.
+    prompt_tokens = np.repeat(batch.tokens, 2, axis=0)
+    prompt_mask = np.arange(width)[None] >= width - np.repeat(batch.lengths, 2)[:, None]
+    generated = np.asarray(state.tokens)
+    tokens = np.concatenate([prompt_tokens, generated], axis=1)
+    mask = np.concatenate([prompt_mask, np.ones_like(generated, bool)], axis=1)
+    positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
+    full, _ = jax.jit(forward, static_argnums=3)(
+        params, tokens, positions, CONFIG, attention_mask=mask
+    )
+    for t in range(1, 8):
+        np.testing.assert_allclose(logits[t - 1], full[:, width + t - 1], atol=1e-5, rtol=0)
+
+
+def test_group_rows_follow_their_prompt(params):
+    batch = prompt_batch()
+    greedy = SamplingParams(max_new_tokens=8, temperature=0.0, num_samples_per_prompt=2)
+    grouped = sample(params, CONFIG, batch, jax.random.key(0), greedy)
+    single = sample(
+        params,
+        CONFIG,
+        batch,
+        jax.random.key(0),
+        dataclasses.replace(greedy, num_samples_per_prompt=1),
+    )
+    np.testing.assert_array_equal(grouped.tokens, np.repeat(single.tokens, 2, axis=0))
+    np.testing.assert_array_equal(grouped.prompt_tokens, np.repeat(batch.tokens, 2, axis=0))
+    sampled = sample(
+        params, CONFIG, batch, jax.random.key(0), dataclasses.replace(greedy, temperature=1.0)
+    )
+    assert not np.array_equal(sampled.tokens[0], sampled.tokens[1]), (
+        "samples of a group must differ"
+    )
+
+
+def test_logprobs_agree_with_learner(params):
+    batch = prompt_batch()
+    sampling_params = SamplingParams(
+        max_new_tokens=8, temperature=0.8, top_p=0.9, num_samples_per_prompt=2, stop_token_ids=(3,)
+    )
+    rollout = sample(params, CONFIG, batch, jax.random.key(5), sampling_params)
+    tokens, mask, positions = rollout.sequences()
+    width = rollout.prompt_tokens.shape[1]
+    learner = token_logprobs(
+        params,
+        tokens,
+        positions,
+        CONFIG,
+        attention_mask=mask,
+        target_start=width,
+        temperature=0.8,
+    )
+    completion_mask = np.asarray(rollout.mask) > 0
+    np.testing.assert_allclose(
+        np.asarray(learner)[completion_mask],
+        np.asarray(rollout.logprobs)[completion_mask],
+        atol=1e-5,
+    )
+
+
+def test_stops_mask_lengths_and_finish_reasons(params):
+    batch = prompt_batch()
+    free = sample(params, CONFIG, batch, jax.random.key(1), SamplingParams(max_new_tokens=8))
+    free_tokens = np.asarray(free.tokens)
+    stop_token = int(free_tokens[0, 4])
+    stop_sequence = tuple(int(t) for t in free_tokens[1, 2:5])
+    stopped = sample(
+        params,
+        CONFIG,
+        batch,
+        jax.random.key(1),
+        SamplingParams(
+            max_new_tokens=8,
+            stop_token_ids=(stop_token, 63),
+            stop_sequences=(stop_sequence,),
+            pad_id=-1,
+        ),
+    )
+    for row in range(len(PROMPTS)):
+        row_tokens = free_tokens[row].tolist()
+        expected_length, expected_reason = 8, stopping.FINISH_LENGTH
+        for t in range(8):
+            if row_tokens[t] in (stop_token, 63):
+                expected_length, expected_reason = t + 1, stopping.FINISH_STOP_TOKEN
+                break
+            if t >= 2 and tuple(row_tokens[t - 2 : t + 1]) == stop_sequence:
+                expected_length, expected_reason = t + 1, stopping.FINISH_STOP_SEQUENCE
+                break
+        assert int(stopped.lengths[row]) == expected_length
+        assert int(stopped.finish_reason[row]) == expected_reason
+        np.testing.assert_array_equal(
+            stopped.tokens[row, :expected_length], row_tokens[:expected_length]
+        )
+        assert np.all(np.asarray(stopped.tokens[row, expected_length:]) == -1)
+        assert np.all(np.asarray(stopped.logprobs[row, expected_length:]) == 0)
+        np.testing.assert_array_equal(stopped.mask[row], np.arange(8) < expected_length)
+    assert "stop_token" in stopped.finish_reason_names()
+    assert "stop_sequence" in stopped.finish_reason_names()
+    np.testing.assert_array_equal(np.sum(stopped.mask, axis=1), stopped.lengths)
+
+
+def test_per_row_limits(params):
+    rollout = sample(
+        params,
+        CONFIG,
+        prompt_batch(),
+        jax.random.key(2),
+        SamplingParams(max_new_tokens=8),
+        max_new_tokens_per_row=np.array([0, 1, 8, 3]),
+    )
+    np.testing.assert_array_equal(rollout.lengths, [0, 1, 8, 3])
+    assert rollout.finish_reason_names() == ["length"] * 4
+
+
+def test_runtime_controls_compile_once(params):
+    batch = PromptBatch.from_token_lists(PROMPTS[:3], length_bucket=7)  # shapes unique to this test
+    before = (sampler.prefill_program._cache_size(), sampler.decode_program._cache_size())
+    for temperature, top_k, top_p, min_p, stops in [
+        (1.0, 0, 1.0, 0.0, (1, 2)),
+        (0.7, 5, 0.9, 0.1, (7, 9)),
+        (0.0, 50, 0.5, 0.3, (3, 4)),
+    ]:
+        sampling_params = SamplingParams(
+            max_new_tokens=9,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            stop_token_ids=stops,
+            stop_sequences=((stops[0], stops[1]),),
+        )
+        jax.block_until_ready(sample(params, CONFIG, batch, jax.random.key(0), sampling_params))
+    after = (sampler.prefill_program._cache_size(), sampler.decode_program._cache_size())
+    assert after == (before[0] + 1, before[1] + 1)
+
+
+def test_tokens_do_not_depend_on_batch_position(params):
+    sampling_params = SamplingParams(max_new_tokens=8, num_samples_per_prompt=2, top_k=20)
+    batch = prompt_batch(prompt_ids=[10, 11, 12, 13])
+    rollout = sample(params, CONFIG, batch, jax.random.key(4), sampling_params)
+    order = [2, 0, 3, 1]
+    shuffled = prompt_batch([PROMPTS[i] for i in order], prompt_ids=[10 + i for i in order])
+    moved = sample(params, CONFIG, shuffled, jax.random.key(4), sampling_params)
+    rows = np.concatenate([[2 * i, 2 * i + 1] for i in order])
+    np.testing.assert_array_equal(moved.tokens, np.asarray(rollout.tokens)[rows])
+    padded = prompt_batch(PROMPTS[:3], batch_bucket=4, prompt_ids=[10, 11, 12])
+    bucketed = sample(params, CONFIG, padded, jax.random.key(4), sampling_params)
+    np.testing.assert_array_equal(bucketed.tokens[:6], rollout.tokens[:6])
+
+
+@pytest.mark.multidevice
+def test_sharded_equals_single_device(params):
+    mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+    sharded_params = jax.device_put(params, param_shardings(CONFIG, mesh))
+    sampling_params = SamplingParams(max_new_tokens=8, num_samples_per_prompt=2, top_p=0.95)
+    batch = prompt_batch()
+    single = sample(params, CONFIG, batch, jax.random.key(9), sampling_params)
+    sharded = sample(sharded_params, CONFIG, batch, jax.random.key(9), sampling_params, mesh=mesh)
+    assert len(sharded.tokens.sharding.device_set) == 8
+    np.testing.assert_array_equal(sharded.tokens, single.tokens)
+    np.testing.assert_allclose(sharded.logprobs, single.logprobs, atol=1e-5)
+
+
+def test_bad_prompts_are_rejected(params):
+    with pytest.raises(ValueError, match="prompt row 1 has length 0"):
+        sample(
+            params,
+            CONFIG,
+            (np.zeros((2, 3), np.int32), np.array([2, 0])),
+            jax.random.key(0),
+            SamplingParams(max_new_tokens=2),
+        )
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)
+
+
+@pytest.mark.torch_reference
+@pytest.mark.parametrize("family", ["qwen2", "qwen3", "llama"])
+def test_greedy_matches_transformers_generate(tmp_path, family):
+    import torch
+
+    from tests.models.hf_fixtures import build_tiny_hf_model, write_tiny_hf_model
+
+    path = write_tiny_hf_model(tmp_path / family, family, seed=1)
+    config, params = load_pretrained(path)
+    model = build_tiny_hf_model(family, seed=1)
+    prompts = [[5, 9, 11, 3, 7], [8, 2, 100, 17]]
+    new_tokens = 12
+    rollout = sample(
+        params,
+        config,
+        PromptBatch.from_token_lists(prompts),
+        jax.random.key(0),
+        SamplingParams(max_new_tokens=new_tokens, temperature=0.0),
+    )
+    for row, prompt in enumerate(prompts):
+        with torch.inference_mode():
+            out = model.generate(
+                torch.tensor([prompt]),
+                do_sample=False,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                pad_token_id=0,
+                eos_token_id=None,
+            )
+        assert out[0, len(prompt) :].tolist() == np.asarray(rollout.tokens[row]).tolist()
