@@ -17,8 +17,22 @@ def parse(argv):
 
 def test_tiny_sample_benchmark_reports_figures(capsys):
     args = parse(
-        "--model tiny --prompts 2 --samples 2 --prompt-length 4 --new-tokens 5 --repeats 1 "
-        "--peak-size 256".split()
+        [
+            "--model",
+            "tiny",
+            "--prompts",
+            "2",
+            "--samples",
+            "2",
+            "--prompt-length",
+            "4",
+            "--new-tokens",
+            "5",
+            "--repeats",
+            "1",
+            "--peak-size",
+            "256",
+        ]
     )
     results = sample_bench.run(args)
     assert results["rows"] == 4 and results["new_tokens"] == 5
@@ -31,8 +45,24 @@ def test_tiny_sample_benchmark_reports_figures(capsys):
 @pytest.mark.torch_reference
 def test_vs_transformers_reports_a_ratio():
     args = parse(
-        "--model tiny --prompts 1 --samples 2 --prompt-length 4 --new-tokens 3 --repeats 1 "
-        "--peak-size 128 --vs-transformers --json".split()
+        [
+            "--model",
+            "tiny",
+            "--prompts",
+            "1",
+            "--samples",
+            "2",
+            "--prompt-length",
+            "4",
+            "--new-tokens",
+            "3",
+            "--repeats",
+            "1",
+            "--peak-size",
+            "128",
+            "--vs-transformers",
+            "--json",
+        ]
     )
     results = sample_bench.run(args)
     assert results["speedup_vs_transformers"] > 0
