@@ -826,6 +826,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     writer.write_scalars(step, scalars)
                     if samples:
                         writer.write_texts(step, {"samples": json.dumps(samples, default=str)})
+                    writer.flush()
                     bar.update(step, scalars)
                     if config.logging.console:
                         _print_summary(step, total_steps, scalars)

@@ -1,0 +1,169 @@
+"""Tests for r1jax.train: smoke runs, exact resume after kill -9, SIGTERM, config errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from r1jax import checkpointing, metrics, train
+from r1jax import config as config_lib
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = str(ROOT / "experiments" / "default.py")
+# Keys that depend on wall-clock time, not on the computation.
+TIMING = ("time/", "tokens_per_second", "mfu")
+
+
+def smoke_config(*overrides):
+    return config_lib.load_config(f"{DEFAULT}:smoke", list(overrides))
+
+
+def deterministic(records):
+    """Records without timing keys, NaN written as a string so that equal runs compare equal."""
+    return [
+        {k: "nan" if v != v else v for k, v in record.items() if not k.startswith(TIMING)}
+        for record in records
+    ]
+
+
+def start_training(workdir, *overrides):
+    command = [
+        sys.executable,
+        "-m",
+        "r1jax.train",
+        "--config",
+        f"{DEFAULT}:smoke",
+        "--workdir",
+        str(workdir),
+        *[f"--config.{o}" for o in overrides],
+    ]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def wait_for_step(process, workdir, step, timeout=300):
+    deadline = time.time() + timeout
+    path = Path(workdir) / metrics.METRICS_FILE
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"training exited early:\n{process.stdout.read()}")
+        if path.exists() and any(r["step"] >= step for r in metrics.read_metrics(str(workdir))):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"step {step} not reached in {timeout}s")
+
+
+def test_smoke_run_writes_metrics_checkpoints_and_an_export(tmp_path):
+    summary = train.run(smoke_config(), str(tmp_path))
+    assert summary["final_step"] == 4 and summary["stopped"] == "completed"
+    records = metrics.read_metrics(str(tmp_path))
+    assert [r["step"] for r in records][-4:] == [1, 2, 3, 4]
+    rl = records[-1]
+    for name in (
+        "loss",
+        "reward/total",
+        "accuracy",
+        "response_length/mean",
+        "grad_norm",
+        "learning_rate",
+        "time/sample",
+        "time/update",
+        "tokens_per_second",
+    ):
+        assert name in rl, name
+    assert "eval/pass@1" in records[-1] and "eval/pass@2" in records[-1]
+    assert (tmp_path / "export" / "config.json").exists()
+    assert (tmp_path / "checkpoints" / "4").exists()
+    assert json.loads((tmp_path / "summary.json").read_text())["final_step"] == 4
+
+
+def test_kill_minus_nine_and_restart_reproduce_the_uninterrupted_run(tmp_path):
+    overrides = ("steps=30", "eval.num_problems=0")
+    reference = start_training(tmp_path / "whole", *overrides)
+    interrupted = start_training(tmp_path / "killed", *overrides)
+    wait_for_step(interrupted, tmp_path / "killed", 4)
+    interrupted.send_signal(signal.SIGKILL)
+    interrupted.wait()
+    assert reference.wait(timeout=600) == 0, reference.stdout.read()
+    resumed = start_training(tmp_path / "killed", *overrides)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output
+    assert "resumed" in output
+    whole = deterministic(metrics.read_metrics(str(tmp_path / "whole")))
+    again = deterministic(metrics.read_metrics(str(tmp_path / "killed")))
+    assert [r["step"] for r in again] == [r["step"] for r in whole] == list(range(1, 33))
+    assert again == whole
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    process = start_training(tmp_path, "steps=50", "eval.num_problems=0", "checkpoint.every=0")
+    wait_for_step(process, tmp_path, 3)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 0, output
+    assert "SIGTERM" in output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["stopped"] == "preempted"
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved == [summary["final_step"]]
+
+
+def test_a_misspelt_key_fails_before_training(tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        train.main(
+            ["--config", DEFAULT, "--config.objective.algoritm=grpo", "--workdir", str(tmp_path)]
+        )
+    assert error.value.code == 2
+    assert "objective.algoritm" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_corrupt_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
+    train.run(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
+    latest = tmp_path / "checkpoints" / "3"
+    for path in (latest / "train_state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    with pytest.raises(checkpointing.CheckpointError, match="checkpoints/3"):
+        train.run(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
+
+
+def test_a_checkpoint_from_another_config_is_refused(tmp_path):
+    train.run(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
+    with pytest.raises(checkpointing.CheckpointError, match="config"):
+        train.run(smoke_config("steps=1", "eval.num_problems=0", "optim.lr=0.5"), str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("objective.algorithm=dr_grpo",),
+        (
+            "objective.algorithm=dapo",
+            "objective.dynamic_sampling.enabled=true",
+            "objective.dynamic_sampling.max_rounds=2",
+        ),
+        ("objective.algorithm=gspo", "objective.kl_coef=0.01", "reference.mode=frozen"),
+        ("objective.algorithm=reinforce_pp", "objective.kl_coef=0.01", "reference.mode=frozen"),
+        ("objective.algorithm=rloo", "objective.num_iterations=2", "optim.micro_batch_size=2"),
+        (
+            "objective.algorithm=grpo",
+            "objective.kl_coef=0.01",
+            "reference.mode=reset_every",
+            "reference.reset_every=1",
+            "schedule.context_stages=((1, 24),)",
+        ),
+    ],
+)
+def test_every_algorithm_runs_two_steps(tmp_path, overrides):
+    summary = train.run(smoke_config("eval.num_problems=0", *overrides), str(tmp_path))
+    assert summary["final_step"] == 4
+    assert all(r.get("skipped_updates", 0) == 0 for r in metrics.read_metrics(str(tmp_path)))
