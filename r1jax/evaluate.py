@@ -83,7 +83,7 @@ def _sample_texts(
             length_bucket=width,
             batch_bucket=per_batch,
             pad_id=settings.pad_id,
-            prompt_ids=range(start, start + per_batch),
+            prompt_ids=range(start, start + len(chunk)),
         )
         rollout = sampler_lib.sample(params, model_config, batch, key, sampling_params, mesh=mesh)
         keep = len(chunk) * group

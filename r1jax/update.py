@@ -478,7 +478,7 @@ def _completion_logprobs(
 
 def _rows_in_chunks(fn: Any, batch: UpdateBatch, rows_per_chunk: int) -> jax.Array:
     """``fn(batch_chunk) -> [b, ...]`` over chunks of rows with ``lax.map``; ``[B, ...]``."""
-    rows = batch.num_rows
+    rows = batch.completion_tokens.shape[0]
     if rows_per_chunk <= 0 or rows_per_chunk >= rows or rows % rows_per_chunk:
         return fn(batch)
     chunks = _split(batch, rows // rows_per_chunk)

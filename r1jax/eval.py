@@ -1,0 +1,132 @@
+"""``python -m r1jax.eval --checkpoint DIR --task TASK``: evaluate a trained policy.
+
+``DIR`` is either a Hugging Face model directory (``config.json`` + safetensors + tokenizer,
+e.g. the ``export/`` directory a training run writes) or a training workdir, in which case its
+``export/`` directory is used. Problems come from the task's generator with a held-out seed
+(``--problem-seed``) or from a JSONL/Parquet file (``--problems``). Prints the headline line
+and, with ``--json``, the full results as one JSON object.
+
+Example:
+
+    python -m r1jax.eval --checkpoint runs/default --task multiplication \\
+        --task-option digits=3 --task-option digits_b=1 --task-option distribution=exact_digits \\
+        --num-problems 500 --k 4 --temperature 1.0
+
+The evaluation itself is `r1jax.evaluate.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+
+from r1jax import evaluate
+from r1jax.data import prompts as prompt_data
+from r1jax.data import sources
+from r1jax.models import load_pretrained
+from r1jax.tokenizer import Tokenizer
+from r1jax.verifiers import TASKS, VerifierPool
+
+EVAL_SEED_OFFSET = 1_000_003  # the trainer's held-out seed offset
+
+
+def _model_directory(path: str) -> str:
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    export = os.path.join(path, "export")
+    if os.path.isfile(os.path.join(export, "config.json")):
+        return export
+    raise SystemExit(
+        f"--checkpoint {path!r}: neither a model directory (config.json) nor a training "
+        "workdir with an export/ directory"
+    )
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--task-option {text!r} is not key=value")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m r1jax.eval", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--checkpoint", required=True, help="HF model dir or training workdir")
+    parser.add_argument("--task", required=True, choices=sorted(TASKS))
+    parser.add_argument("--task-option", action="append", type=_parse_option, default=[])
+    parser.add_argument("--template", default="base", help="the task's prompt template name")
+    parser.add_argument("--problems", default="", help="JSONL/Parquet problems instead")
+    parser.add_argument("--num-problems", type=int, default=500)
+    parser.add_argument("--problem-seed", type=int, default=EVAL_SEED_OFFSET)
+    parser.add_argument("--k", type=int, default=4, help="samples per problem")
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--no-greedy", action="store_true", help="skip the greedy decode")
+    parser.add_argument("--stop", action="append", default=None, help="stop string(s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64, help="prompts per sampler call")
+    parser.add_argument("--workers", type=int, default=2, help="verifier processes")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    directory = _model_directory(args.checkpoint)
+    model_config, params = load_pretrained(directory, dtype="float32")
+    tokenizer = Tokenizer.from_pretrained(directory)
+    task = TASKS[args.task]
+    if args.problems:
+        problems = list(sources.load_problems(args.problems))[: args.num_problems]
+    else:
+        source = sources.ProceduralSource(
+            task.generate, seed=args.problem_seed, options=dict(args.task_option)
+        )
+        problems = [source[i] for i in range(args.num_problems)]
+    stops = ["</answer>"] if args.stop is None else args.stop
+    settings = evaluate.EvalSettings(
+        num_samples=args.k,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        greedy=not args.no_greedy,
+        max_new_tokens=args.max_new_tokens,
+        prompts_per_batch=min(args.batch_size, len(problems)),
+        stop_token_ids=tuple(tokenizer.eos_token_ids),
+        stop_sequences=tuple(tuple(tokenizer.encode(s)) for s in stops if s),
+        pad_id=tokenizer.pad_token_id,
+        ks=(1, args.k),
+    )
+    prompt_fn = prompt_data.make_prompt_fn(task, template=args.template)
+    with VerifierPool(args.workers, timeout_seconds=10.0) as pool:
+        results = evaluate.evaluate(
+            params,
+            model_config,
+            tokenizer,
+            problems,
+            task=args.task,
+            prompt_fn=prompt_fn,
+            key=jax.random.key(args.seed),
+            settings=settings,
+            pool=pool,
+        )
+    print(evaluate.format_summary(results, label=directory), flush=True)
+    if args.json:
+        print(json.dumps(results, default=str))
+    return results
+
+
+if __name__ == "__main__":
+    main()
