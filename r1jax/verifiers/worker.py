@@ -34,7 +34,8 @@ def _preload(module_names) -> None:
     if "math_verify" in module_names:
         from r1jax.tasks import math_answers
 
-        math_answers.answers_match("x+1", "1+x", timeout_seconds=None)  # loads the grammar
+        # Loads the grammar; the worker runs in its main thread, so the signal timeout works.
+        math_answers.answers_match("x+1", "1+x", timeout_seconds=5.0)
 
 
 def serve(connection: Connection, flush_seconds: float) -> None:
