@@ -123,6 +123,8 @@ def attend(
     """
     batch, length, num_heads, head_dim = q.shape
     num_kv_heads = keys.shape[2]
+    if length == 1:
+        return _attend_one_query(q, keys, values, mask, dtype)
     q = q.reshape(batch, length, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B,S,K,G,Dh]
     scores = jnp.einsum(
         "bskgd,btkd->bkgst", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
@@ -137,6 +139,27 @@ def attend(
         preferred_element_type=jnp.float32,
     )  # [B, S, K, G, Dh]
     return out.reshape(batch, length, num_heads, head_dim).astype(dtype)  # [B, S, H, Dh]
+
+
+def _attend_one_query(
+    q: jax.Array, keys: jax.Array, values: jax.Array, mask: jax.Array, dtype: jnp.dtype
+) -> jax.Array:
+    """`attend` for one query per row (a decode step), as multiply-and-reduce in float32.
+
+    Reads the cache in its ``[B, T, K, Dh]`` layout. The einsum form batches over ``(B, K)``,
+    so its dots want ``[B, K, T, Dh]`` and transpose the whole attended cache every step,
+    which on CPU costs more than the attention arithmetic itself.
+    """
+    batch, _, num_heads, head_dim = q.shape
+    num_kv_heads = keys.shape[2]
+    q = q.reshape(batch, 1, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B,1,K,G,Dh]
+    products = q.astype(jnp.float32) * keys[:, :, :, None, :].astype(jnp.float32)
+    scores = jnp.sum(products, axis=-1) * np.float32(head_dim**-0.5)  # [B, T, K, G]
+    scores = jnp.where(mask[:, 0, :, None, None], scores, MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=1)  # [B, T, K, G]
+    weighted = probs[..., None] * values[:, :, :, None, :].astype(jnp.float32)
+    out = jnp.sum(weighted, axis=1)  # [B, K, G, Dh]
+    return out.reshape(batch, 1, num_heads, head_dim).astype(dtype)  # [B, 1, H, Dh]
 
 
 class Projection(nn.Module):
