@@ -51,9 +51,9 @@ import numpy as np
 
 from r1jax import checkpointing, evaluate, metrics, update
 from r1jax import config as config_lib
+from r1jax.data import padding, sources
 from r1jax.data import prompts as prompt_data
 from r1jax.data import sft as sft_data
-from r1jax.data import sources
 from r1jax.models import (
     ModelConfig,
     flops_per_token,
@@ -213,8 +213,10 @@ def _sft_iterator(config, task, tokenizer, prompt_fn):
         def text_of_prompt(example):
             return example["prompt"]
 
-    widths = tuple(sorted({*config.data.bucket_sizes, config.sampling.max_new_tokens}))
-    buckets = tuple(sorted({min(a + b, 8192) for a in widths for b in widths}))
+    # A whole example must fit: cutting prompts only for long responses would teach the model
+    # that a shorter prompt means a longer answer. Examples that do not fit are skipped.
+    longest = max(config.data.bucket_sizes) + config.sampling.max_new_tokens + 1
+    buckets = padding.linear_buckets(longest, step=64)
     return sft_data.sft_batches(
         source,
         prompt_fn=text_of_prompt,
@@ -223,7 +225,7 @@ def _sft_iterator(config, task, tokenizer, prompt_fn):
         buckets=buckets,
         seed=config.data.seed,
         shuffle=not spec.startswith("reference"),
-        overlong="truncate_left",
+        overlong="skip",
         read_options=_read_options(),
     )
 
@@ -485,7 +487,7 @@ def _host_metrics(rollout, texts, verdicts, config) -> dict[str, float]:
         texts, correct.tolist(), keywords=config.logging.reflection_keywords, lengths=lengths
     )
     for name in ("reflect_rate", "ssr_rate", "acc_given_reflect"):
-        if name in stats:
+        if name in stats and np.isfinite(stats[name]):  # rates over empty groups are undefined
             out[f"reflection/{name}"] = float(stats[name])
     return out
 
@@ -601,7 +603,10 @@ def _sft_step(run: _Run, state, sft_iterator, update_config):
         raise TrainingError(
             f"supervised warm start: {streak} non-finite updates in a row; lower sft.lr"
         )
-    host = {"tokens": float(np.asarray(batch.loss_mask).sum())}
+    host = {
+        "tokens": float(np.asarray(batch.loss_mask).sum()),
+        "sft/skipped_overlong": float(sft_iterator.counts.get("skipped_overlong", 0)),
+    }
     return state, device_metrics, host
 
 
@@ -810,18 +815,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     scalars["tokens_per_second"] = host["tokens"] / max(elapsed, 1e-9)
                     if peak is None:
                         peak = metrics.peak_flops(jax.devices()[0])
-                    rows = (
-                        config.sft.batch_size
-                        if step <= sft_steps
-                        else config.data.prompts_per_step * config.sampling.group_size
-                    )
+                    # Approximate: 3 forward passes' worth (forward + backward) per trained
+                    # token plus one forward per sampled token; prompt tokens are left out.
+                    passes = 3 if step <= sft_steps else 4
                     scalars["mfu"] = metrics.model_flops_utilization(
-                        3 * flops_token * host["tokens"] * (1 if step <= sft_steps else 2),
+                        passes * flops_token * host["tokens"],
                         elapsed,
                         peak_flops_per_device=peak,
                         num_devices=1,
                     )
-                    del rows
                     scalars["phase_sft"] = float(step <= sft_steps)
                     writer.write_scalars(step, scalars)
                     if samples:
