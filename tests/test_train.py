@@ -167,3 +167,18 @@ def test_every_algorithm_runs_two_steps(tmp_path, overrides):
     summary = train.run(smoke_config("eval.num_problems=0", *overrides), str(tmp_path))
     assert summary["final_step"] == 4
     assert all(r.get("skipped_updates", 0) == 0 for r in metrics.read_metrics(str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_default_recipe_raises_the_reward(tmp_path):
+    """End to end on the tiny model: after the warm start, GRPO raises the training reward."""
+    config = config_lib.load_config(
+        DEFAULT, ["sft.steps=400", "steps=60", "eval.num_problems=0", "logging.every=1"]
+    )
+    train.run(config, str(tmp_path))
+    rewards = [
+        r["reward/total"] for r in metrics.read_metrics(str(tmp_path)) if "reward/total" in r
+    ]
+    assert len(rewards) == 60
+    first, last = sum(rewards[:20]) / 20, sum(rewards[-20:]) / 20
+    assert last > first + 0.05, (first, last)
