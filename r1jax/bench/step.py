@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, default=128, help="T")
     parser.add_argument("--kl-coef", type=float, default=0.04)
     parser.add_argument("--micro-batch-size", type=int, default=0, help="rows per micro-batch")
+    parser.add_argument("--remat", action="store_true", help="rematerialise blocks (less memory)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (median is kept)")
     parser.add_argument("--workers", type=int, default=2, help="verifier processes")
     parser.add_argument("--vs-trl", action="store_true", help="compare with recorded TRL times")
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> dict:
         kl_coef=args.kl_coef,
         max_new_tokens=args.new_tokens,
         micro_batch_size=args.micro_batch_size,
+        remat=args.remat,
     )
     state = update.init_train_state(policy, config)
     tokenizer = _tokenizer()
@@ -116,7 +118,8 @@ def run(args: argparse.Namespace) -> dict:
         "model": args.model,
         "params_millions": num_params(model_config) / 1e6,
         "workload": f"{args.prompts} prompts x {args.samples} samples, Tp={args.prompt_length}, "
-        f"T={args.new_tokens}, KL {args.kl_coef}, AdamW",
+        f"T={args.new_tokens}, KL {args.kl_coef}, AdamW, micro-batch "
+        f"{args.micro_batch_size or 'none'}, remat {args.remat}",
         "devices": str(jax.devices()[0].device_kind),
         "first_step_seconds": compile_seconds,
         "peak_memory_gib": _peak_memory_bytes() / 2**30,
