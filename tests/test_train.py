@@ -170,15 +170,15 @@ def test_every_algorithm_runs_two_steps(tmp_path, overrides):
 
 
 @pytest.mark.slow
-def test_default_recipe_raises_the_reward(tmp_path):
-    """End to end on the tiny model: after the warm start, GRPO raises the training reward."""
+def test_default_recipe_raises_held_out_accuracy(tmp_path):
+    """The whole default experiment (about 12 minutes on 2 CPU cores): RL lifts pass@1."""
     config = config_lib.load_config(
-        DEFAULT, ["sft.steps=400", "steps=60", "eval.num_problems=0", "logging.every=1"]
+        DEFAULT, ["eval.num_problems=200", "logging.progress_bar=false"]
     )
-    train.run(config, str(tmp_path))
+    summary = train.run(config, str(tmp_path))
+    before, after = summary["eval_after_sft"]["pass@1"], summary["eval_final"]["pass@1"]
+    assert after > before + 0.1, (before, after)
     rewards = [
         r["reward/total"] for r in metrics.read_metrics(str(tmp_path)) if "reward/total" in r
     ]
-    assert len(rewards) == 60
-    first, last = sum(rewards[:20]) / 20, sum(rewards[-20:]) / 20
-    assert last > first + 0.05, (first, last)
+    assert rewards and all(0.0 <= value <= 1.0 for value in rewards)
