@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Launch the same training command on every worker of the pod (multi-host SPMD).
-# jax.distributed is initialised by r1jax.train on multi-host TPU runtimes, so every worker runs
-# the identical command; only process 0 writes metrics, all processes write checkpoints to the
-# shared workdir (use a gs:// bucket).
+# Launch the same training command on every worker of the pod (multi-host SPMD launch).
+# Note: r1jax.train's loop is single-process today (see README, "What has not been run"); the
+# mesh, sharded params and data shards are multi-host ready and tested with two CPU processes.
+# Use a gs:// bucket as the workdir so every worker sees the same checkpoints.
 # Usage: bash tpu/run.sh experiments/default.py gs://BUCKET/runs/NAME [--config.key=value ...]
 source "$(dirname "$0")/common.sh"
 if [[ $# -lt 2 ]]; then
