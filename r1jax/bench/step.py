@@ -1,19 +1,27 @@
 """One GRPO training step, end to end: sample, verify, update (and peak memory).
 
-``python -m r1jax.bench step --model {tiny,small} [--json] [--vs-trl]``
+``python -m r1jax.bench step --model {tiny,small} [--dtype {float32,bfloat16}] [--json]
+[--vs-trl]``
 
-Random weights (Qwen2 architecture, presets from `ModelConfig`, float32). Workload: ``P = 8``
-prompts of ``Tp = 32`` random tokens, ``G = 8`` samples each, exactly ``T = 128`` new tokens
-per row (no stop ids), temperature 1; the completions are decoded with a byte-level BPE
-tokenizer and verified by a `VerifierPool` (multiplication task, 2 workers); then one
-`r1jax.update.update_step`: GRPO with a k3 KL term (``β = 0.04``) against a frozen reference,
-AdamW, global-norm clipping. Times are per phase (``sample``, ``verify``, ``update``) and for
-the whole step, each the median of ``--repeats`` steps after one compiling step. Peak memory
-is the process's peak resident set size (CPU) or the device's ``peak_bytes_in_use`` (GPU/TPU).
+Random weights (Qwen2 architecture, presets from `ModelConfig`). ``--dtype bfloat16`` runs the
+matmuls of sampling and update in bfloat16 with float32 accumulation, float32 master weights
+and optimizer state (``ModelConfig.preset(model, dtype="bfloat16", param_dtype="float32")``);
+the default is float32 throughout. Workload: ``P = 8`` prompts of ``Tp = 32`` random tokens,
+``G = 8`` samples each, exactly ``T = 128`` new tokens per row (no stop ids), temperature 1;
+the completions are decoded with a byte-level BPE tokenizer and verified by a `VerifierPool`
+(multiplication task, 2 workers); then one `r1jax.update.update_step`: GRPO with a k3 KL term
+(``β = 0.04``) against a frozen reference, AdamW, global-norm clipping. Times are per phase
+(``sample``, ``verify``, ``update``) and for the whole step, each the median of ``--repeats``
+steps after one compiling step. Peak memory is the process's peak resident set size (CPU) or
+the device's ``peak_bytes_in_use`` (GPU/TPU).
 
-``--vs-trl`` compares with the TRL ``GRPOTrainer`` figures recorded on the reference 2-core
-CPU machine for the same workload (TRL 1.16: 1.07 s/step on ``tiny``, 28.0 s on ``small``);
-TRL itself is not run (it is not a dependency of r1jax).
+``--vs-trl`` then runs TRL's ``GRPOTrainer`` on the same workload, starting from the same
+weights (the frozen reference, i.e. the initial params, saved as a float32 Hugging Face
+directory) and the same prompt token ids, in a subprocess (`r1jax.bench.trl_step`, which
+lists the TRL settings and how its workload differs), always in float32; it prints both and
+the ratio. TRL is not a dependency of r1jax: without it (``pip install trl`` beside the test
+extra), ``--vs-trl`` says so and falls back to the figures recorded on the reference 2-core
+CPU machine (TRL 1.16: 1.07 s/step on ``tiny``, 28.0 s on ``small``), labelled as recorded.
 """
 
 import argparse
@@ -21,11 +29,13 @@ import resource
 import statistics
 import sys
 import time
+from typing import Any
 
 import jax
 import numpy as np
 
 from r1jax import update
+from r1jax.bench import trl_step
 from r1jax.models import ModelConfig, init_params, num_params
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import SamplingParams, sample
@@ -34,11 +44,18 @@ from r1jax.tokenizer import Tokenizer
 from r1jax.verifiers import VerifierPool
 
 TRL_SECONDS_PER_STEP = {"tiny": 1.07, "small": 28.0}
-"""TRL 1.16 GRPOTrainer, same workload, measured on the reference 2-core CPU machine."""
+"""TRL 1.16 GRPOTrainer, same workload, measured on the reference 2-core CPU machine: the
+fallback of ``--vs-trl`` when TRL is not installed."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=("tiny", "small"), default="tiny")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="compute dtype of sampling and update (params and optimizer stay float32)",
+    )
     parser.add_argument("--prompts", type=int, default=8, help="P")
     parser.add_argument("--samples", type=int, default=8, help="G")
     parser.add_argument("--prompt-length", type=int, default=32, help="Tp")
@@ -48,7 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remat", action="store_true", help="rematerialise blocks (less memory)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (median is kept)")
     parser.add_argument("--workers", type=int, default=2, help="verifier processes")
-    parser.add_argument("--vs-trl", action="store_true", help="compare with recorded TRL times")
+    parser.add_argument(
+        "--vs-trl",
+        action="store_true",
+        help="also run TRL's GRPOTrainer on the same workload (recorded figures without TRL)",
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -68,7 +89,7 @@ def _tokenizer() -> Tokenizer:
 
 
 def run(args: argparse.Namespace) -> dict:
-    model_config = ModelConfig.preset(args.model)
+    model_config = ModelConfig.preset(args.model, dtype=args.dtype, param_dtype="float32")
     policy = init_params(model_config, jax.random.key(args.seed))
     config = update.UpdateConfig(
         model=model_config,
@@ -87,9 +108,8 @@ def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     problems = [multiplication.generate(rng) for _ in range(args.prompts)]
     rows_problems = [p for p in problems for _ in range(args.samples)]
-    prompts = PromptBatch.from_token_lists(
-        rng.integers(1, model_config.vocab_size, (args.prompts, args.prompt_length)).tolist()
-    )
+    prompt_ids = rng.integers(1, model_config.vocab_size, (args.prompts, args.prompt_length))
+    prompts = PromptBatch.from_token_lists(prompt_ids.tolist())
     timings = {"sample": [], "verify": [], "update": [], "total": []}
     with VerifierPool(args.workers, timeout_seconds=10.0) as pool:
         for step in range(args.repeats + 1):
@@ -116,6 +136,7 @@ def run(args: argparse.Namespace) -> dict:
             timings["total"].append(done - start)
     results = {
         "model": args.model,
+        "dtype": args.dtype,
         "params_millions": num_params(model_config) / 1e6,
         "workload": f"{args.prompts} prompts x {args.samples} samples, Tp={args.prompt_length}, "
         f"T={args.new_tokens}, KL {args.kl_coef}, AdamW, micro-batch "
@@ -127,13 +148,14 @@ def run(args: argparse.Namespace) -> dict:
     for name, values in timings.items():
         results[f"{name}_seconds"] = statistics.median(values)
     if args.vs_trl:
-        trl = TRL_SECONDS_PER_STEP[args.model]
-        results["trl_seconds_recorded"] = trl
-        results["speedup_vs_trl"] = trl / results["total_seconds"]
+        # The reference holds the initial params (the policy's buffers were donated).
+        initial = state.policy if state.reference is None else state.reference
+        results.update(_trl_results(args, model_config, initial, prompt_ids.tolist()))
+        results["speedup_vs_trl"] = results["trl_seconds"] / results["total_seconds"]
     if not args.json:
         print(
             f"r1jax step bench: {args.model} ({results['params_millions']:.2f}M params), "
-            f"{results['workload']}, on {results['devices']}"
+            f"{args.dtype}, {results['workload']}, on {results['devices']}"
         )
         print(
             f"  sample {results['sample_seconds']:.3f} s | verify {results['verify_seconds']:.3f} s"
@@ -143,8 +165,64 @@ def run(args: argparse.Namespace) -> dict:
         )
         print(f"  peak memory {results['peak_memory_gib']:.2f} GiB")
         if args.vs_trl:
-            print(
-                f"  TRL GRPOTrainer (recorded on the reference machine): {trl:.2f} s/step -> "
-                f"r1jax is {results['speedup_vs_trl']:.2f}x faster"
-            )
+            _print_trl(results, args.repeats)
     return results
+
+
+def _trl_results(
+    args: argparse.Namespace, model_config: ModelConfig, params: Any, prompt_ids: list[list[int]]
+) -> dict:
+    """TRL's figures for the same workload: measured when TRL is installed, else recorded."""
+    if trl_step.trl_version() is None:
+        print(
+            "TRL is not installed, so it is not measured: `pip install trl` beside the test "
+            "extra to run it side by side; using the figures recorded on the reference machine.",
+            file=sys.stderr,
+        )
+        return {"trl_source": "recorded", "trl_seconds": TRL_SECONDS_PER_STEP[args.model]}
+    trl = trl_step.measure(
+        model_config,
+        params,
+        prompt_ids,
+        samples=args.samples,
+        new_tokens=args.new_tokens,
+        kl_coef=args.kl_coef,
+        repeats=args.repeats,
+        micro_batch_size=args.micro_batch_size,
+        remat=args.remat,
+        seed=args.seed,
+    )
+    return {
+        "trl_source": "measured",
+        "trl_version": trl["trl_version"],
+        "trl_seconds": trl["total_seconds"],
+        "trl_generate_seconds": trl["generate_seconds"],
+        "trl_update_seconds": trl["update_seconds"],
+        "trl_first_step_seconds": trl["first_step_seconds"],
+        "trl_peak_memory_gib": trl["peak_memory_gib"],
+        "trl_threads": trl["threads"],
+        "trl_completions_per_step": trl["completions_per_step"],
+        "trl_completion_lengths": trl["completion_lengths"],
+    }
+
+
+def _print_trl(results: dict, repeats: int) -> None:
+    speedup, trl = results["speedup_vs_trl"], results["trl_seconds"]
+    if results["trl_source"] == "recorded":
+        print(
+            f"  TRL 1.16 GRPOTrainer (recorded on the reference 2-core CPU machine, not measured "
+            f"here): {trl:.2f} s/step -> r1jax is {speedup:.2f}x faster than TRL (recorded)"
+        )
+        return
+    print(
+        f"  TRL {results['trl_version']} GRPOTrainer (measured, same weights and prompts, "
+        f"float32, {results['trl_threads']} threads): generate "
+        f"{results['trl_generate_seconds']:.3f} s | rest {results['trl_update_seconds']:.3f} s "
+        f"| total {trl:.3f} s (median of {repeats}; first step "
+        f"{results['trl_first_step_seconds']:.1f} s); peak memory "
+        f"{results['trl_peak_memory_gib']:.2f} GiB"
+    )
+    print(
+        f"  r1jax is {speedup:.2f}x faster than TRL ({results['total_seconds']:.3f} s vs "
+        f"{trl:.3f} s per step)"
+    )

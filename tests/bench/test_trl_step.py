@@ -1,0 +1,34 @@
+"""Tests for the TRL side of the step benchmark (`r1jax.bench.trl_step`)."""
+
+import sys
+
+import jax
+import pytest
+
+from r1jax.bench import trl_step
+from r1jax.models import ModelConfig, init_params
+
+
+def test_trl_version_is_none_when_trl_cannot_be_imported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)
+    assert trl_step.trl_version() is None
+
+
+def test_importing_the_module_loads_neither_torch_nor_trl():
+    assert "trl" not in vars(trl_step) and "torch" not in vars(trl_step)
+
+
+def test_prompt_ids_outside_the_vocabulary_are_a_clear_error():
+    pytest.importorskip("trl")
+    config = ModelConfig.preset("tiny")
+    params = init_params(config, jax.random.key(0))
+    with pytest.raises(RuntimeError, match=r"prompt_ids\.json row 1"):
+        trl_step.measure(
+            config,
+            params,
+            [[1, 2, 3], [4, config.vocab_size, 5]],
+            samples=2,
+            new_tokens=4,
+            kl_coef=0.04,
+            repeats=1,
+        )
