@@ -203,6 +203,7 @@ def _trl_results(
         "trl_threads": trl["threads"],
         "trl_completions_per_step": trl["completions_per_step"],
         "trl_completion_lengths": trl["completion_lengths"],
+        "trl_settings": {**trl["settings"], **trl["generation"], "dtype": trl["model_dtype"]},
     }
 
 

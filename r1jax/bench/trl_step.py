@@ -170,7 +170,7 @@ def run_trl(args: argparse.Namespace) -> dict:
       steps; ``update_seconds`` is the rest: rewards, reference log-probs, loss, backward,
       AdamW), ``first_step_seconds``, ``peak_memory_gib`` (this process's peak RSS),
       ``completions_per_step`` and ``completion_lengths`` (the distinct lengths TRL produced),
-      ``threads`` and the generation settings TRL used.
+      ``threads``, ``model_dtype``, ``has_reference`` and the generation settings TRL used.
     """
     import datasets
     import torch
@@ -266,6 +266,8 @@ def run_trl(args: argparse.Namespace) -> dict:
         trainer._generate = timed_generate
         trainer.train()
         generation = trainer.generation_config
+        model_dtype = str(next(trainer.model.parameters()).dtype)
+        has_reference = trainer.ref_model is not None
 
     totals = [end - start for start, end in itertools.pairwise(step_ends)]
     if len(totals) != args.repeats + 1 or len(generate_times) != args.repeats + 1:
@@ -280,6 +282,8 @@ def run_trl(args: argparse.Namespace) -> dict:
         "trl_version": trl.__version__,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "model_dtype": model_dtype,
+        "has_reference": has_reference,
         "total_seconds": total,
         "generate_seconds": generated,
         "update_seconds": statistics.median(
