@@ -151,6 +151,11 @@ class Checkpointer:
 
     def _should_save(self, step: int, last_saved_step: int | None) -> bool:
         del last_saved_step
+        return self.should_save(step)
+
+    def should_save(self, step: int) -> bool:
+        """Whether :meth:`save` without ``force`` would save at ``step`` (a multiple of
+        ``save_every``), so a caller can skip building the host state otherwise."""
         return self._save_every > 0 and step % self._save_every == 0
 
     def __enter__(self) -> Checkpointer:

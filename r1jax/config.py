@@ -45,8 +45,9 @@ import ml_collections
 OPEN_GROUPS = ("data.task_options",)
 
 # Keys that do not change the training trajectory: excluded from :func:`config_hash` by
-# default so that resuming with a longer run, other logging or another eval cadence is allowed.
-RESUMABLE_KEYS = ("steps", "logging", "checkpoint", "eval")
+# default so that resuming with a longer run, other logging, another eval cadence or on another
+# mesh or number of hosts (checkpoints restore into the new shardings) is allowed.
+RESUMABLE_KEYS = ("steps", "logging", "checkpoint", "eval", "mesh", "sharding", "distributed")
 
 
 class ConfigError(ValueError):
@@ -218,6 +219,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.sharding = ml_collections.ConfigDict()  # logical name -> mesh axes; None = built-in rule
     for name in ("batch", "seq", "embed", "heads", "kv_heads", "head_dim", "mlp", "vocab"):
         c.sharding[name] = None  # a mesh axis name, a tuple of names, or () to replicate
+
+    c.distributed = ml_collections.ConfigDict()  # multi-host: jax.distributed.initialize
+    c.distributed.auto = False  # initialize() with no arguments (TPU pods, SLURM: auto-detected)
+    c.distributed.coordinator_address = ""  # host:port of process 0; empty = one process
+    c.distributed.num_processes = 0  # processes in the job (with coordinator_address)
+    c.distributed.process_id = -1  # this process, 0 .. num_processes - 1 (with the address)
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 100  # steps between checkpoints; 0 disables
@@ -570,7 +577,8 @@ def config_hash(
     """A short stable hash of the config, leaving out ``ignore`` (top-level or dotted keys).
 
     Stored with checkpoints so a resume with a config that changes the training trajectory
-    is caught. By default ``steps``, ``logging``, ``checkpoint`` and ``eval`` may change.
+    is caught. By default ``steps``, ``logging``, ``checkpoint``, ``eval`` and the device layout
+    (``mesh``, ``sharding``, ``distributed``) may change.
 
     Example:
       >>> a, b = base_config(), base_config()

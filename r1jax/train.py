@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import sys
@@ -49,7 +50,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from r1jax import checkpointing, evaluate, metrics, update
+from r1jax import checkpointing, distributed, evaluate, metrics, update
 from r1jax import config as config_lib
 from r1jax.data import padding, sources
 from r1jax.data import prompts as prompt_data
@@ -60,10 +61,12 @@ from r1jax.models import (
     init_params,
     load_pretrained,
     num_params,
+    param_shardings,
     save_pretrained,
 )
 from r1jax.sampling import sampler as sampler_lib
 from r1jax.sampling.rollout import PromptBatch, Rollout
+from r1jax.tasks.verdict import Verdict
 from r1jax.tokenizer import Tokenizer
 from r1jax.verifiers import TASKS, VerifierPool, reflection_stats
 
@@ -115,29 +118,33 @@ def _load_tokenizer(config: ml_collections.ConfigDict, workdir: str, task: Any) 
     if config.model.name not in PRESETS:
         return Tokenizer.from_pretrained(config.model.name)
     directory = os.path.join(workdir, "tokenizer")
+    distributed.barrier("r1jax-tokenizer-check")  # no process reads a half-written file
     if os.path.isfile(os.path.join(directory, "tokenizer.json")):
         return Tokenizer.from_pretrained(directory)
+    # Every process fits the same tokenizer (deterministic); process 0 writes it.
     tokenizer = Tokenizer.train(
         _tokenizer_texts(config, task),
         vocab_size=256 + len(TOKENIZER_SPECIALS) + 256,
         special_tokens=TOKENIZER_SPECIALS,
         min_frequency=20,
     )
-    tokenizer.save_pretrained(directory)
+    if distributed.is_main_process():
+        tokenizer.save_pretrained(directory)
+    distributed.barrier("r1jax-tokenizer-saved")
     return tokenizer
 
 
 def _load_model(
-    config: ml_collections.ConfigDict, tokenizer: Tokenizer, key: jax.Array, mesh: Any
+    config: ml_collections.ConfigDict, tokenizer: Tokenizer, key: jax.Array, mesh, rules
 ) -> tuple[ModelConfig, Any]:
+    """The model config and its params, created (or read) directly in their shardings."""
     dtypes = dict(dtype=config.model.dtype, param_dtype=config.model.param_dtype)
     if config.model.name in PRESETS:
         model_config = ModelConfig.preset(
             config.model.name, vocab_size=max(tokenizer.vocab_size, 8), **dtypes
         )
-        return model_config, init_params(model_config, key, mesh=mesh)
-    model_config, params = load_pretrained(config.model.name, dtype=config.model.dtype, mesh=mesh)
-    return model_config, params
+        return model_config, init_params(model_config, key, mesh=mesh, rules=rules)
+    return load_pretrained(config.model.name, dtype=config.model.dtype, mesh=mesh, rules=rules)
 
 
 def _prompt_fn(config: ml_collections.ConfigDict, task: Any, tokenizer: Tokenizer | None):
@@ -221,7 +228,7 @@ def _sft_iterator(config, task, tokenizer, prompt_fn):
         source,
         prompt_fn=text_of_prompt,
         tokenizer=tokenizer,
-        batch_size=config.sft.batch_size,
+        batch_size=config.sft.batch_size // jax.process_count(),  # this process's share
         buckets=buckets,
         seed=config.data.seed,
         shuffle=not spec.startswith("reference"),
@@ -242,7 +249,7 @@ def _prompt_iterator(config, task, tokenizer, prompt_fn):
         source,
         prompt_fn=prompt_fn,
         tokenizer=tokenizer,
-        batch_size=config.data.prompts_per_step,
+        batch_size=config.data.prompts_per_step // jax.process_count(),  # this process's share
         buckets=config.data.bucket_sizes,
         seed=config.data.seed,
         shuffle=config.data.shuffle and config.data.source != "procedural",
@@ -267,7 +274,12 @@ def _context_stage(config: ml_collections.ConfigDict, rl_step: int) -> tuple[int
 
 
 def _update_config(
-    config: ml_collections.ConfigDict, model_config: ModelConfig, *, sft: bool, max_new_tokens: int
+    config: ml_collections.ConfigDict,
+    model_config: ModelConfig,
+    *,
+    sft: bool,
+    max_new_tokens: int,
+    rules: Any = None,
 ) -> update.UpdateConfig:
     """The static `UpdateConfig` of one phase / context stage, unpacked from the config."""
     base = config_lib.base_config()
@@ -355,6 +367,7 @@ def _update_config(
         minibatches_per_step=1 if sft else opt.minibatches_per_step,
         micro_batch_size=opt.micro_batch_size,
         remat=config.model.remat != "none",
+        rules=rules,
     )
 
 
@@ -389,12 +402,29 @@ def _sampling_params(config, stop_ids, stop_sequences, pad_id, max_new_tokens):
     )
 
 
-def _to_sampler_batch(prompts: prompt_data.PromptBatch) -> PromptBatch:
-    return PromptBatch(
-        tokens=np.asarray(prompts.tokens, np.int32),
-        lengths=np.asarray(prompts.lengths, np.int32),
-        prompt_ids=(np.asarray(prompts.indices) % (2**31 - 1)).astype(np.int32),
-    )
+def _to_sampler_batch(prompts: prompt_data.PromptBatch, pad_id: int) -> PromptBatch:
+    """This process's prompts joined with every other process's: one global host batch.
+
+    Processes whose longest prompts fall in different buckets left-pad to the widest, so the
+    global batch has one shape (the bucket one process reading every prompt would pick).
+    """
+    tokens = np.asarray(prompts.tokens, np.int32)
+    width = distributed.global_max(tokens.shape[1])
+    tokens = np.pad(tokens, ((0, 0), (width - tokens.shape[1], 0)), constant_values=pad_id)
+    local = {
+        "tokens": tokens,
+        "lengths": np.asarray(prompts.lengths, np.int32),
+        "prompt_ids": (np.asarray(prompts.indices) % (2**31 - 1)).astype(np.int32),
+    }
+    return PromptBatch(**distributed.gather_rows(local))
+
+
+def _gather_verdicts(verdicts: list[Verdict]) -> list[Verdict]:
+    """Every process's verdicts, in process order (the rows of the global batch)."""
+    if jax.process_count() == 1:
+        return verdicts
+    parts = distributed.gather_objects([v.to_dict() for v in verdicts])
+    return [Verdict(**fields) for part in parts for fields in part]
 
 
 def _concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
@@ -427,34 +457,81 @@ def _take_rows(rollout: Rollout, rows: np.ndarray) -> Rollout:
 
 
 class _Run:
-    """The state of one `run` call that the step functions share (host side only)."""
+    """The state of one `run` call that the step functions share: settings, the mesh and the
+    compiled programs (one per `UpdateConfig`)."""
 
-    def __init__(self, config, workdir, mesh, task, tokenizer, model_config, prompt_fn, pool):
-        self.config, self.workdir, self.mesh = config, workdir, mesh
+    def __init__(self, config, workdir, mesh, rules, task, tokenizer, model_config, prompt_fn):
+        self.config, self.workdir, self.mesh, self.rules = config, workdir, mesh, rules
         self.task, self.tokenizer, self.model_config = task, tokenizer, model_config
-        self.prompt_fn, self.pool = prompt_fn, pool
+        self.prompt_fn, self.pool = prompt_fn, None
         self.stop_ids, self.stop_sequences = _stop_settings(config, tokenizer)
         self.root_key = jax.random.key(config.seed)
         self.timer = metrics.Timer()
+        self.rows = distributed.row_sharding(mesh, rules)
+        self.policy_sharding = param_shardings(model_config, mesh, rules)
+        self.state_sharding = None  # set once the train state's structure is known
+        self._programs = {}
+
+    def _program(self, kind: str, update_config: update.UpdateConfig):
+        key = (kind, update_config)
+        if key not in self._programs:
+            if kind == "update":
+                program = update.compile_update_step(update_config, self.state_sharding, self.rows)
+            elif kind == "reference":
+                program = update.compile_reference_logprobs(
+                    update_config, self.policy_sharding, self.rows
+                )
+            else:
+                program = update.compile_init_train_state(update_config, self.state_sharding)
+            self._programs[key] = program
+        return self._programs[key]
+
+    def init_state(self, policy, update_config) -> update.TrainState:
+        """A fresh train state in its shardings (``policy`` is donated)."""
+        with jax.set_mesh(self.mesh):
+            return self._program("init", update_config)(policy)
+
+    def update(self, state, batch, update_config):
+        """One compiled update step (the state donated, the batch a sharded `UpdateBatch`)."""
+        with jax.set_mesh(self.mesh):
+            return self._program("update", update_config)(state, batch)
+
+    def reference_logprobs(self, reference, batch, update_config) -> jax.Array:
+        with jax.set_mesh(self.mesh):
+            return self._program("reference", update_config)(reference, batch)
+
+    def put_batch(self, batch: update.UpdateBatch) -> update.UpdateBatch:
+        """A host `UpdateBatch` of the global rows -> rows sharded over the batch axes."""
+        return distributed.put_rows(batch, self.rows)
 
     def sample_and_verify(self, params, prompts, key, max_new_tokens):
+        """Samples the global batch, verifies this process's rows (asynchronously).
+
+        Returns ``(rollout, texts, problems, handle)``: the host rollout and texts of every
+        row, the problems of every row (for logging) and the pool handle of this process's
+        verdicts.
+        """
         config = self.config
         params_sampling = _sampling_params(
             config, self.stop_ids, self.stop_sequences, self.tokenizer.pad_token_id, max_new_tokens
         )
+        group = config.sampling.group_size
         with self.timer.section("sample"):
             rollout = sampler_lib.sample(
                 params,
                 self.model_config,
-                _to_sampler_batch(prompts),
+                _to_sampler_batch(prompts, self.tokenizer.pad_token_id),
                 key,
                 params_sampling,
                 mesh=self.mesh,
+                rules=self.rules,
             )
-            rollout = jax.device_get(rollout)
+            rollout = distributed.to_host(rollout)
         texts = self.tokenizer.decode_batch(rollout.completions(), skip_special_tokens=True)
-        problems = [p for p in prompts.problems for _ in range(config.sampling.group_size)]
-        handle = self.pool.submit_batch(config.data.task, texts, problems)
+        local_problems = [p for p in prompts.problems for _ in range(group)]
+        mine = distributed.process_rows(len(texts))
+        handle = self.pool.submit_batch(config.data.task, texts[mine], local_problems)
+        problems = [p for part in distributed.gather_objects(local_problems) for p in part]
         return rollout, texts, problems, handle
 
 
@@ -518,11 +595,10 @@ def _rl_step(run: _Run, state, prompt_iterator, rl_step: int, global_step: int, 
         submitted = time.perf_counter()
         if update_config.uses_reference and not dynamic.enabled:
             # The device computes the reference log-probs while the workers verify.
-            reference = update.reference_logprobs(
-                state.reference, update.UpdateBatch.from_rollout(rollout), config=update_config
-            )
+            unverified = run.put_batch(update.UpdateBatch.from_rollout(rollout, xp=np))
+            reference = run.reference_logprobs(state.reference, unverified, update_config)
         waited = time.perf_counter()
-        verdicts = handle.result()
+        verdicts = _gather_verdicts(handle.result())
         done = time.perf_counter()
         verify_wait += done - waited
         verify_total += done - submitted
@@ -566,11 +642,10 @@ def _rl_step(run: _Run, state, prompt_iterator, rl_step: int, global_step: int, 
         else _concat_rollouts(kept_rollouts, run.tokenizer.pad_token_id)
     )
     correct, well_formed = _verdict_arrays(kept_verdicts)
-    batch = update.UpdateBatch.from_rollout(
-        rollout, correct, well_formed, reference_logprobs=reference
-    )
+    batch = run.put_batch(update.UpdateBatch.from_rollout(rollout, correct, well_formed, xp=np))
+    batch = dataclasses.replace(batch, reference_logprobs=reference)
     with run.timer.section("update"):
-        state, device_metrics = update.update_step(state, batch, config=update_config)
+        state, device_metrics = run.update(state, batch, update_config)
         streak = int(state.nonfinite_streak)
     host = _host_metrics(rollout, kept_texts, kept_verdicts, config)
     host["time/verify_total"] = verify_total
@@ -594,19 +669,24 @@ def _rl_step(run: _Run, state, prompt_iterator, rl_step: int, global_step: int, 
 
 
 def _sft_step(run: _Run, state, sft_iterator, update_config):
+    """One supervised step on this process's share of the batch (rows of all processes)."""
     batch = next(sft_iterator)
-    update_batch = update.UpdateBatch.from_sft(batch.tokens, batch.loss_mask, batch.lengths)
+    tokens, loss_mask = np.asarray(batch.tokens), np.asarray(batch.loss_mask)
+    extra = distributed.global_max(tokens.shape[1]) - tokens.shape[1]  # one width everywhere
+    tokens = np.pad(tokens, ((0, 0), (0, extra)), constant_values=run.tokenizer.pad_token_id)
+    loss_mask = np.pad(loss_mask, ((0, 0), (0, extra)))
+    local = update.UpdateBatch.from_sft(tokens, loss_mask, batch.lengths, xp=np)
+    update_batch = distributed.put_local_rows(local, run.rows)
     with run.timer.section("update"):
-        state, device_metrics = update.update_step(state, update_batch, config=update_config)
+        state, device_metrics = run.update(state, update_batch, update_config)
         streak = int(state.nonfinite_streak)
     if streak >= run.config.max_nonfinite_in_a_row:
         raise TrainingError(
             f"supervised warm start: {streak} non-finite updates in a row; lower sft.lr"
         )
-    host = {
-        "tokens": float(np.asarray(batch.loss_mask).sum()),
-        "sft/skipped_overlong": float(sft_iterator.counts.get("skipped_overlong", 0)),
-    }
+    counts = np.array([loss_mask.sum(), sft_iterator.counts.get("skipped_overlong", 0)], float)
+    tokens_total, skipped = distributed.gather_rows(counts[None]).sum(axis=0)
+    host = {"tokens": float(tokens_total), "sft/skipped_overlong": float(skipped)}
     return state, device_metrics, host
 
 
@@ -649,14 +729,47 @@ def _evaluate(run: _Run, params, label: str, step: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- run
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def _check_layout(config, mesh, rules, sft_steps: int) -> None:
+    """ConfigError unless every batch splits over the data-parallel axes and the processes."""
+    processes = jax.process_count()
+    distributed.check_batch_rows(
+        config.data.prompts_per_step * config.sampling.group_size,
+        "data.prompts_per_step * sampling.group_size",
+        mesh,
+        rules,
+    )
+    if config.data.prompts_per_step % processes:
+        raise config_lib.ConfigError(
+            f"data.prompts_per_step={config.data.prompts_per_step} does not split over "
+            f"{processes} processes"
+        )
+    if sft_steps:
+        distributed.check_batch_rows(config.sft.batch_size, "sft.batch_size", mesh, rules)
+    if processes > 1 and config.eval.num_problems:
+        raise config_lib.ConfigError(
+            f"eval.num_problems={config.eval.num_problems}: evaluation inside a run with "
+            f"{processes} processes is not supported (r1jax.evaluate reads the sampled rows on "
+            "one host); set eval.num_problems=0 and run python -m r1jax.eval on the export"
+        )
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    devices: Sequence[jax.Device] | None = None,
+) -> dict[str, Any]:
     """Trains as ``config`` says, writing checkpoints, metrics and exports under ``workdir``.
 
-    Resumes from the newest checkpoint in ``workdir/checkpoints`` when there is one.
+    Resumes from the newest checkpoint in ``workdir/checkpoints`` when there is one (into the
+    current mesh's shardings, whatever mesh wrote it). With several processes (see
+    ``distributed.*`` and `r1jax.distributed`), every process calls `run` with the same config;
+    process 0 writes metrics, the summary and the export, and all of them write checkpoints.
 
     Args:
       config: a resolved config (`r1jax.config.load_config`).
-      workdir: the run directory (created when missing).
+      workdir: the run directory (created when missing); shared by all processes.
+      devices: the devices of the ``mesh.*`` mesh; all of ``jax.devices()`` when None.
 
     Returns:
       A summary: ``final_step``, the evaluation results ``eval_after_sft`` / ``eval_final``
@@ -668,15 +781,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       r1jax.checkpointing.CheckpointError: a checkpoint in ``workdir`` that cannot be resumed.
       TrainingError: too many non-finite updates in a row.
     """
+    distributed.initialize(config.distributed)
+    main_process = distributed.is_main_process()
+    log = print if main_process else _quiet
     workdir = os.path.abspath(os.fspath(workdir))
     os.makedirs(workdir, exist_ok=True)
-    config_lib.save_config(config, workdir)
+    if main_process:
+        config_lib.save_config(config, workdir)
     task = _task(config)
+    mesh = distributed.mesh_from_config(config, devices)
+    rules = distributed.rules_from_config(config, mesh)
+    sft_steps = config.sft.steps if config.sft.mode == "warmup" else 0
+    _check_layout(config, mesh, rules, sft_steps)
     tokenizer = _load_tokenizer(config, workdir, task)
     init_key = jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM)
-    model_config, params = _load_model(config, tokenizer, init_key, None)
+    model_config, params = _load_model(config, tokenizer, init_key, mesh, rules)
     prompt_fn = _prompt_fn(config, task, tokenizer)
-    sft_steps = config.sft.steps if config.sft.mode == "warmup" else 0
     total_steps = sft_steps + config.steps
     config_hash = config_lib.config_hash(config)
 
@@ -685,16 +805,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     def rl_update_config(stage_tokens):
         if stage_tokens not in rl_update:
             rl_update[stage_tokens] = _update_config(
-                config, model_config, sft=False, max_new_tokens=stage_tokens
+                config, model_config, sft=False, max_new_tokens=stage_tokens, rules=rules
             )
         return rl_update[stage_tokens]
 
     sft_update = _update_config(
-        config, model_config, sft=True, max_new_tokens=config.sampling.max_new_tokens
+        config, model_config, sft=True, max_new_tokens=config.sampling.max_new_tokens, rules=rules
     )
     # One state structure for both phases (a reference only when RL uses one).
     shape_config = rl_update_config(config.sampling.max_new_tokens)
-    state = update.init_train_state(params, shape_config)
+    run_state = _Run(config, workdir, mesh, rules, task, tokenizer, model_config, prompt_fn)
+    abstract_state = jax.eval_shape(
+        functools.partial(update.init_train_state, config=shape_config), params
+    )
+    run_state.state_sharding = update.state_shardings(abstract_state, run_state.policy_sharding)
+    state = run_state.init_state(params, shape_config)
+    del params  # donated to the state
     prompt_iterator = _prompt_iterator(config, task, tokenizer, prompt_fn)
     sft_iterator = _sft_iterator(config, task, tokenizer, prompt_fn) if sft_steps else None
     summary: dict[str, Any] = {"stopped": "completed"}
@@ -706,19 +832,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         async_save=config.checkpoint.async_save,
     )
     start = 0
+    abstract_tree = checkpointing.abstract_like(_state_tree(state))  # with the shardings
+    if checkpointer.latest_step() is not None:
+        state = None  # free the fresh state before the checkpoint is read into its shardings
     restored = checkpointing.restore_latest_or_none(
-        checkpointer,
-        abstract_train_state=checkpointing.abstract_like(_state_tree(state)),
-        expected_config_hash=config_hash,
+        checkpointer, abstract_train_state=abstract_tree, expected_config_hash=config_hash
     )
     if restored is not None:
         start, tree, host_state = restored
         state = _state_from_tree(tree)
-        prompt_iterator.set_state(host_state["prompt_data"])
+        prompt_iterator.set_state(_process_state(host_state, "prompt_data", workdir, start))
         if sft_iterator is not None and host_state.get("sft_data") is not None:
-            sft_iterator.set_state(host_state["sft_data"])
+            sft_iterator.set_state(_process_state(host_state, "sft_data", workdir, start))
         summary.update(host_state.get("summary", {}))
-        print(f"r1jax: resumed {workdir} at step {start}", flush=True)
+        log(f"r1jax: resumed {workdir} at step {start}", flush=True)
 
     writer = metrics.create_writer(
         workdir,
@@ -727,21 +854,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         tensorboard=config.logging.tensorboard,
         wandb_project=config.logging.wandb_project if config.logging.wandb else None,
         wandb_config=config_lib.config_to_dict(config),
+        process_index=jax.process_index(),
         run_name=config.logging.run_name or os.path.basename(workdir),
         resume_from_step=start if restored is not None else None,
     )
     bar = metrics.ProgressBar(
         total_steps,
         initial_step=start,
-        enabled=config.logging.progress_bar,
+        enabled=config.logging.progress_bar and main_process,
         postfix_keys={"reward": "reward/total", "acc": "accuracy", "len": "response_length/mean"},
     )
     flops_token = flops_per_token(model_config, config.sampling.max_new_tokens)
     peak = None
-    print(
+    log(
         f"r1jax: {config.objective.algorithm} on {config.data.task}, model {config.model.name} "
         f"({num_params(model_config) / 1e6:.2f}M params, vocab {model_config.vocab_size}), "
-        f"{sft_steps} SFT + {config.steps} RL steps, workdir {workdir}",
+        f"{sft_steps} SFT + {config.steps} RL steps, mesh {dict(mesh.shape)} over "
+        f"{jax.process_count()} process(es), workdir {workdir}",
         flush=True,
     )
 
@@ -752,13 +881,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "phase": "sft" if step < sft_steps else "rl",
             "context_stage": _context_stage(config, max(step - sft_steps, 0))[0],
             "seed": config.seed,
-            "prompt_data": prompt_iterator.get_state(),
-            "sft_data": None if sft_iterator is None else sft_iterator.get_state(),
+            "prompt_data": _gather_state(prompt_iterator.get_state()),
+            "sft_data": None if sft_iterator is None else _gather_state(sft_iterator.get_state()),
             "summary": {k: v for k, v in summary.items() if k.startswith("eval")},
         }
 
     pool = VerifierPool(config_pool_workers(config), timeout_seconds=10.0)
-    run_state = _Run(config, workdir, None, task, tokenizer, model_config, prompt_fn, pool)
+    run_state.pool = pool
     step = start
     try:
         with checkpointing.PreemptionGuard() as guard:
@@ -767,7 +896,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     run_state, state.policy, "eval at start", 0, writer
                 )
             while step < total_steps:
-                if guard.stop_requested:
+                if distributed.any_process(guard.stop_requested):
                     checkpointer.save(
                         step,
                         train_state=_state_tree(state),
@@ -775,7 +904,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         force=True,
                     )
                     checkpointer.wait_until_finished()
-                    print(f"r1jax: SIGTERM at step {step}: saved and stopping", flush=True)
+                    log(f"r1jax: SIGTERM at step {step}: saved and stopping", flush=True)
                     summary["stopped"] = "preempted"
                     break
                 run_state.timer.reset()
@@ -788,13 +917,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 else:
                     if step == sft_steps and sft_steps:
                         # Warm start done: fresh optimizer, reference = the warm-started policy.
-                        state = update.init_train_state(state.policy, shape_config)
+                        state = run_state.init_state(state.policy, shape_config)
                         if config.eval.num_problems:
                             summary["eval_after_sft"] = _eval_and_log(
                                 run_state, state.policy, "eval after SFT", step, writer
                             )
                     rl_step = step - sft_steps
-                    state = _maybe_reset_reference(config, state, rl_step)
+                    state = _maybe_reset_reference(config, state, rl_step, run_state)
                     _, stage_tokens = _context_stage(config, rl_step)
                     state, device_metrics, host, samples = _rl_step(
                         run_state,
@@ -806,7 +935,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     )
                 step += 1
                 elapsed = time.perf_counter() - step_start
-                checkpointer.save(step, train_state=_state_tree(state), host_state=host_state(step))
+                if checkpointer.should_save(step):
+                    checkpointer.save(
+                        step, train_state=_state_tree(state), host_state=host_state(step)
+                    )
                 if step % config.logging.every == 0 or step == total_steps:
                     scalars = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
                     scalars.update(host)
@@ -822,7 +954,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         passes * flops_token * host["tokens"],
                         elapsed,
                         peak_flops_per_device=peak,
-                        num_devices=1,
+                        num_devices=jax.device_count(),
                     )
                     scalars["phase_sft"] = float(step <= sft_steps)
                     writer.write_scalars(step, scalars)
@@ -830,7 +962,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         writer.write_texts(step, {"samples": json.dumps(samples, default=str)})
                     writer.flush()
                     bar.update(step, scalars)
-                    if config.logging.console:
+                    if config.logging.console and main_process:
                         _print_summary(step, total_steps, scalars)
                 if (
                     config.eval.every
@@ -852,7 +984,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     step, train_state=_state_tree(state), host_state=host_state(step), force=True
                 )
                 export = os.path.join(workdir, "export")
-                save_pretrained(export, model_config, jax.device_get(state.policy), tokenizer)
+                policy = distributed.to_host(state.policy)  # every process takes part
+                if main_process:
+                    save_pretrained(export, model_config, policy, tokenizer)
                 summary["export"] = export
     finally:
         bar.close()
@@ -864,18 +998,45 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for key in ("eval_after_sft", "eval_final"):
         if key in summary:
             summary[key] = {k: v for k, v in summary[key].items() if k != "examples"}
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    if main_process:
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2, default=str)
     return summary
 
 
-def _maybe_reset_reference(config, state: update.TrainState, rl_step: int) -> update.TrainState:
+def _quiet(*args, **kwargs) -> None:
+    """``print`` on processes other than 0."""
+    del args, kwargs
+
+
+def _gather_state(state: Any) -> Any:
+    """A data iterator's state; with several processes, the list of every process's."""
+    return state if jax.process_count() == 1 else distributed.gather_objects(state)
+
+
+def _process_state(host_state: dict, name: str, workdir: str, step: int) -> Any:
+    """This process's data iterator state out of a checkpoint's host state."""
+    value = host_state[name]
+    processes = jax.process_count()
+    saved = len(value) if isinstance(value, list) else 1
+    if saved != processes:
+        raise checkpointing.CheckpointError(
+            f"checkpoint {workdir}/checkpoints/{step}: {name} was written by {saved} "
+            f"process(es), this run has {processes}; the data order cannot be resumed"
+        )
+    return value[jax.process_index()] if isinstance(value, list) else value
+
+
+def _maybe_reset_reference(
+    config, state: update.TrainState, rl_step: int, run
+) -> update.TrainState:
     """R1's reference reset: every ``reference.reset_every`` RL steps, reference <- policy."""
     every = config.reference.reset_every
     if config.reference.mode != "reset_every" or not every or state.reference is None:
         return state
     if rl_step and rl_step % every == 0:
-        return state.replace(reference=jax.tree.map(jnp.copy, state.policy))
+        copy = jax.tree.map(jnp.copy, state.policy)
+        return state.replace(reference=jax.device_put(copy, run.policy_sharding))
     return state
 
 

@@ -44,6 +44,7 @@ from r1jax.rewards import length as length_rewards
 from r1jax.rewards import repetition as repetition_rewards
 from r1jax.sampling import stopping
 from r1jax.sampling.rollout import Rollout
+from r1jax.sharding import ShardingRules
 
 ALGORITHMS = ("grpo", "dr_grpo", "dapo", "gspo", "reinforce_pp", "rloo", "sft")
 ADVANTAGE_ESTIMATORS = ("group", "rloo", "reinforce_pp", "reinforce_pp_baseline")
@@ -177,6 +178,8 @@ class UpdateConfig:
         whole mini-batch at once.
       logprob_chunk_size: sequence chunk of the chunked log-softmax.
       remat: rematerialise transformer blocks in the backward pass.
+      rules: logical sharding rules for the activation constraints inside the model (applied
+        when the step runs under ``jax.set_mesh``); None uses the default rules.
     """
 
     model: ModelConfig
@@ -223,6 +226,7 @@ class UpdateConfig:
     micro_batch_size: int = 0
     logprob_chunk_size: int = 256
     remat: bool = False
+    rules: ShardingRules | None = None
 
     def __post_init__(self):
         def check(name, value, allowed):
@@ -337,47 +341,50 @@ class UpdateBatch:
         is_well_formed: Any = None,
         *,
         reference_logprobs: jax.Array | None = None,
+        xp: Any = jnp,
     ) -> UpdateBatch:
         """The learner's view of a sampler `Rollout` and the verifier's ``[B]`` verdicts.
 
         Verdicts left as None are all False (e.g. to compute reference log-probs before the
-        verifiers answer).
+        verifiers answer). ``xp=np`` builds host arrays (to place with explicit shardings,
+        e.g. `r1jax.distributed.put_rows`); the default builds device arrays.
         """
         rows, width = rollout.prompt_tokens.shape
-        prompt_mask = jnp.arange(width)[None, :] >= (
-            width - jnp.asarray(rollout.prompt_lengths)[:, None]
+        prompt_mask = xp.arange(width)[None, :] >= (
+            width - xp.asarray(rollout.prompt_lengths)[:, None]
         )  # [B, Tp]
-        false = jnp.zeros((rows,), bool)
+        false = xp.zeros((rows,), bool)
         return cls(
-            prompt_tokens=jnp.asarray(rollout.prompt_tokens, jnp.int32),
+            prompt_tokens=xp.asarray(rollout.prompt_tokens, xp.int32),
             prompt_mask=prompt_mask,
-            completion_tokens=jnp.asarray(rollout.tokens, jnp.int32),
-            completion_mask=jnp.asarray(rollout.mask).astype(bool),
-            old_logprobs=jnp.asarray(rollout.logprobs, jnp.float32),
-            is_correct=false if is_correct is None else jnp.asarray(is_correct, bool),
-            is_well_formed=false if is_well_formed is None else jnp.asarray(is_well_formed, bool),
-            is_truncated=jnp.asarray(rollout.finish_reason) == stopping.FINISH_LENGTH,
+            completion_tokens=xp.asarray(rollout.tokens, xp.int32),
+            completion_mask=xp.asarray(rollout.mask).astype(bool),
+            old_logprobs=xp.asarray(rollout.logprobs, xp.float32),
+            is_correct=false if is_correct is None else xp.asarray(is_correct, bool),
+            is_well_formed=false if is_well_formed is None else xp.asarray(is_well_formed, bool),
+            is_truncated=xp.asarray(rollout.finish_reason) == stopping.FINISH_LENGTH,
             reference_logprobs=reference_logprobs,
         )
 
     @classmethod
-    def from_sft(cls, tokens: Any, loss_mask: Any, lengths: Any) -> UpdateBatch:
+    def from_sft(cls, tokens: Any, loss_mask: Any, lengths: Any, *, xp: Any = jnp) -> UpdateBatch:
         """A supervised batch (right-padded ``[B, S]`` tokens and loss mask) in this layout.
 
         The first token plays the prompt and the other ``S - 1`` the completion, so the
         learner scores ``tokens[:, 1:]`` under ``loss_mask[:, 1:]``; verdict fields are unused.
+        ``xp=np`` builds host arrays (see `from_rollout`).
         """
-        tokens = jnp.asarray(tokens, jnp.int32)
+        tokens = xp.asarray(tokens, xp.int32)
         rows, width = tokens.shape
-        valid = jnp.arange(width)[None, :] < jnp.asarray(lengths)[:, None]  # [B, S]
-        mask = jnp.asarray(loss_mask).astype(bool) & valid
-        false = jnp.zeros((rows,), bool)
+        valid = xp.arange(width)[None, :] < xp.asarray(lengths)[:, None]  # [B, S]
+        mask = xp.asarray(loss_mask).astype(bool) & valid
+        false = xp.zeros((rows,), bool)
         return cls(
             prompt_tokens=tokens[:, :1],
-            prompt_mask=jnp.ones((rows, 1), bool),
+            prompt_mask=xp.ones((rows, 1), bool),
             completion_tokens=tokens[:, 1:],
             completion_mask=mask[:, 1:],
-            old_logprobs=jnp.zeros((rows, width - 1), jnp.float32),
+            old_logprobs=xp.zeros((rows, width - 1), xp.float32),
             is_correct=false,
             is_well_formed=false,
             is_truncated=false,
@@ -472,6 +479,7 @@ def _completion_logprobs(
         chunk_size=config.logprob_chunk_size,
         remat=config.remat,
         return_entropy=with_entropy,
+        rules=config.rules,
     )
     return out if with_entropy else (out, None)
 
@@ -800,8 +808,15 @@ def update_step_fn(
 update_step = jax.jit(update_step_fn, static_argnames="config", donate_argnames="state")
 
 
+def _replicated_like(shardings: Any) -> jax.sharding.NamedSharding:
+    mesh = jax.tree.leaves(shardings)[0].mesh
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
 def compile_update_step(config: UpdateConfig, state_sharding: Any, batch_sharding: Any) -> Any:
     """`update_step_fn` jitted with declared in/out shardings (replicated metrics).
+
+    The metrics are replicated on every device, so every process can read them.
 
     Args:
       config: the static `UpdateConfig` (bound here, not an argument of the result).
@@ -814,7 +829,37 @@ def compile_update_step(config: UpdateConfig, state_sharding: Any, batch_shardin
     return jax.jit(
         functools.partial(update_step_fn, config=config),
         in_shardings=(state_sharding, batch_sharding),
-        out_shardings=(state_sharding, None),
+        out_shardings=(state_sharding, _replicated_like(state_sharding)),
+        donate_argnums=0,
+    )
+
+
+def compile_reference_logprobs(config: UpdateConfig, params_sharding: Any, rows_sharding: Any):
+    """`reference_logprobs_fn` jitted with declared shardings: ``fn(reference, batch) -> [B, T]``.
+
+    The result has ``rows_sharding``, so it can go into the batch of `compile_update_step`.
+
+    Args:
+      config: the static `UpdateConfig`.
+      params_sharding: the reference params' shardings.
+      rows_sharding: one sharding for every batch leaf (and the result).
+    """
+    return jax.jit(
+        functools.partial(reference_logprobs_fn, config=config),
+        in_shardings=(params_sharding, rows_sharding),
+        out_shardings=rows_sharding,
+    )
+
+
+def compile_init_train_state(config: UpdateConfig, state_sharding: Any):
+    """`init_train_state` jitted so the state is created in ``state_sharding``.
+
+    Returns:
+      ``fn(policy) -> TrainState``; ``policy`` is donated (the state's policy reuses it).
+    """
+    return jax.jit(
+        functools.partial(init_train_state, config=config),
+        out_shardings=state_sharding,
         donate_argnums=0,
     )
 
