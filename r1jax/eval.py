@@ -12,6 +12,12 @@ Example:
         --task-option digits=3 --task-option digits_b=1 --task-option distribution=exact_digits \\
         --num-problems 500 --k 4 --temperature 1.0
 
+s1 budget forcing (ALGORITHMS.md §8) applies to the greedy and the sampled completions alike:
+``--budget-forcing cap --thinking-budget 500`` closes the thinking with ``</think>`` and
+``"\nFinal Answer:"`` after 500 thinking tokens; ``--budget-forcing extend --num-ignore 2``
+also replaces the first two ends of thinking with ``Wait``. ``--thinking-budget 0`` (the
+default) is ``--max-new-tokens`` minus ``--answer-reserve`` and the inserted strings.
+
 The evaluation itself is `r1jax.evaluate.evaluate`.
 """
 
@@ -27,6 +33,7 @@ from typing import Any
 
 import jax
 
+from r1jax import config as config_lib
 from r1jax import evaluate
 from r1jax.data import prompts as prompt_data
 from r1jax.data import sources
@@ -80,7 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="prompts per sampler call")
     parser.add_argument("--workers", type=int, default=2, help="verifier processes")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    budget = config_lib.base_config().eval.budget_forcing
+    group = parser.add_argument_group("s1 budget forcing")
+    group.add_argument(
+        "--budget-forcing", choices=evaluate.BUDGET_FORCING_MODES, default=budget.mode
+    )
+    group.add_argument(
+        "--thinking-budget", type=int, default=budget.thinking_budget, help="0 = auto"
+    )
+    group.add_argument("--answer-reserve", type=int, default=budget.answer_reserve)
+    group.add_argument("--num-ignore", type=int, default=budget.num_ignore)
+    group.add_argument("--ignore-string", default=budget.ignore_string)
+    group.add_argument("--end-of-thinking", default=budget.end_of_thinking)
+    group.add_argument("--answer-prefix", default=budget.answer_prefix)
     return parser
+
+
+def budget_forcing_section(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``budget_forcing`` config section that the command-line flags spell."""
+    return {
+        "mode": args.budget_forcing,
+        "thinking_budget": args.thinking_budget,
+        "answer_reserve": args.answer_reserve,
+        "num_ignore": args.num_ignore,
+        "ignore_string": args.ignore_string,
+        "end_of_thinking": args.end_of_thinking,
+        "answer_prefix": args.answer_prefix,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -97,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
         problems = [source[i] for i in range(args.num_problems)]
     stops = ["</answer>"] if args.stop is None else args.stop
+    try:
+        budget = evaluate.budget_forcing_from_config(
+            budget_forcing_section(args), tokenizer, max_new_tokens=args.max_new_tokens
+        )
+    except ValueError as error:
+        raise SystemExit(f"python -m r1jax.eval: {error}") from None
     settings = evaluate.EvalSettings(
         num_samples=args.k,
         temperature=args.temperature,
@@ -108,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stop_sequences=tuple(tuple(tokenizer.encode(s)) for s in stops if s),
         pad_id=tokenizer.pad_token_id,
         ks=(1, args.k),
+        budget_forcing=budget,
     )
     prompt_fn = prompt_data.make_prompt_fn(task, template=args.template)
     with VerifierPool(args.workers, timeout_seconds=10.0) as pool:

@@ -8,14 +8,21 @@ sampler in fixed-shape batches, verifies them with the task's verifier (through 
 unbiased pass@k, maj@k with earliest-index ties). The trainer calls it periodically; the
 ``python -m r1jax.eval`` command line (`r1jax.eval`) calls it on a checkpoint.
 
-Not here: the metric formulas (`r1jax.eval_metrics`), the sampler (`r1jax.sampling`), the
-verification rules (`r1jax.tasks`).
+s1 budget forcing (ALGORITHMS.md §8): with ``EvalSettings.budget_forcing`` set, the greedy
+completion and the k samples alike come from
+`r1jax.sampling.budget_forcing.sample_with_budget`: the thinking is capped (the end-of-thinking
+string and an answer prefix are forced at the cap) and, in ``extend`` mode, an end of thinking
+is replaced by ``Wait`` up to ``num_ignore`` times. `budget_forcing_from_config` turns a config
+section (``eval.budget_forcing``, keys of `r1jax.config.base_config`) into those settings.
+
+Not here: the metric formulas (`r1jax.eval_metrics`), the sampler and the budget-forcing
+controller (`r1jax.sampling`), the verification rules (`r1jax.tasks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -23,6 +30,7 @@ import numpy as np
 
 from r1jax import eval_metrics
 from r1jax.data import padding
+from r1jax.sampling import budget_forcing as budget_lib
 from r1jax.sampling import sampler as sampler_lib
 from r1jax.sampling import stopping
 from r1jax.sampling.rollout import PromptBatch
@@ -45,6 +53,8 @@ class EvalSettings:
       stop_sequences: id sequences that end a completion (e.g. ``</answer>``).
       pad_id: the tokenizer's pad id.
       ks: extra k values for pass@k / maj@k (each ``<= num_samples``).
+      budget_forcing: s1 budget forcing for the greedy and the sampled completions, or None
+        for plain sampling. When set, its ``completion_length`` replaces ``max_new_tokens``.
     """
 
     num_samples: int = 4
@@ -57,9 +67,128 @@ class EvalSettings:
     stop_sequences: tuple[tuple[int, ...], ...] = ()
     pad_id: int = 0
     ks: tuple[int, ...] = (1,)
+    budget_forcing: budget_lib.BudgetForcing | None = None
 
 
-def _sample_texts(
+BUDGET_FORCING_MODES = ("none", "cap", "extend")
+
+
+def _section_value(section: Any, name: str) -> Any:
+    try:
+        return section[name]
+    except (KeyError, AttributeError) as error:
+        raise ValueError(f"budget forcing settings lack the key {name!r}") from error
+
+
+def budget_forcing_from_config(
+    section: Mapping[str, Any] | Any, tokenizer: Any, *, max_new_tokens: int
+) -> budget_lib.BudgetForcing | None:
+    """`BudgetForcing` token settings from a ``budget_forcing`` config section, or None.
+
+    The section has the keys of ``base_config().eval.budget_forcing``: ``mode`` (``none``,
+    ``cap``: force the end of thinking at the budget, ``extend``: also replace the first
+    ``num_ignore`` ends of thinking with ``ignore_string``), ``thinking_budget`` (``0`` = auto),
+    ``answer_reserve``, ``num_ignore``, ``ignore_string``, ``end_of_thinking`` and
+    ``answer_prefix``. Strings are encoded with ``tokenizer`` on their own, so
+    ``end_of_thinking`` is recognised only when the model emits exactly those ids (a token
+    merged across its boundary is not seen; a tokenizer with ``</think>`` as one added token
+    avoids this).
+
+    The auto budget follows s1's ``max_gen_toks - len(end + "\nFinal Answer:") - 100`` over
+    the completion alone: ``max_new_tokens - len(end_of_thinking ids) - len(answer_prefix ids)
+    - answer_reserve``, so the whole completion fits ``max_new_tokens``. An explicit
+    ``thinking_budget`` may make the completion longer than ``max_new_tokens`` (its length is
+    ``BudgetForcing.completion_length``). The answer after the thinking gets
+    ``answer_reserve`` tokens.
+
+    Args:
+      section: a ``ConfigDict`` or mapping with the keys above.
+      tokenizer: encodes the strings (``encode(text) -> list[int]``).
+      max_new_tokens: the completion cap that the auto budget divides.
+
+    Returns:
+      None when ``mode`` is ``none``, else the settings.
+
+    Raises:
+      ValueError: an unknown mode, an empty end-of-thinking or ignore string, or an auto budget
+        that leaves no thinking tokens; the message names the key.
+
+    Example:
+      >>> class Chars:
+      ...     def encode(self, text):
+      ...         return [ord(c) for c in text]
+      >>> section = {"mode": "cap", "thinking_budget": 0, "answer_reserve": 10, "num_ignore": 1,
+      ...            "ignore_string": "Wait", "end_of_thinking": "</t>", "answer_prefix": ""}
+      >>> bf = budget_forcing_from_config(section, Chars(), max_new_tokens=64)
+      >>> bf.max_thinking_tokens, bf.max_answer_tokens, bf.num_ignores, bf.completion_length
+      (50, 10, 0, 64)
+    """
+    mode = _section_value(section, "mode")
+    if mode not in BUDGET_FORCING_MODES:
+        raise ValueError(f"budget_forcing.mode={mode!r}; expected one of {BUDGET_FORCING_MODES}")
+    if mode == "none":
+        return None
+    end = tuple(tokenizer.encode(_section_value(section, "end_of_thinking")))
+    if not end:
+        raise ValueError("budget_forcing.end_of_thinking must not be empty")
+    prefix = tuple(tokenizer.encode(_section_value(section, "answer_prefix") or ""))
+    reserve = int(_section_value(section, "answer_reserve"))
+    if reserve < 1:
+        raise ValueError(f"budget_forcing.answer_reserve must be >= 1, got {reserve}")
+    budget = int(_section_value(section, "thinking_budget"))
+    if budget < 0:
+        raise ValueError(f"budget_forcing.thinking_budget must be >= 0, got {budget}")
+    if budget == 0:
+        budget = max_new_tokens - len(end) - len(prefix) - reserve
+        if budget < 1:
+            raise ValueError(
+                f"budget_forcing.thinking_budget=0 (auto) leaves {budget} thinking tokens: "
+                f"max_new_tokens={max_new_tokens} minus the end of thinking ({len(end)} ids), "
+                f"the answer prefix ({len(prefix)} ids) and answer_reserve={reserve}"
+            )
+    num_ignores, ignore = 0, ()
+    if mode == "extend":
+        num_ignores = int(_section_value(section, "num_ignore"))
+        if num_ignores < 0:
+            raise ValueError(f"budget_forcing.num_ignore must be >= 0, got {num_ignores}")
+        ignore = tuple(tokenizer.encode(_section_value(section, "ignore_string") or ""))
+        if num_ignores and not ignore:
+            raise ValueError("budget_forcing.ignore_string must not be empty in extend mode")
+    return budget_lib.BudgetForcing(
+        end_of_thinking=end,
+        max_thinking_tokens=budget,
+        max_answer_tokens=reserve,
+        num_ignores=num_ignores,
+        ignore=ignore,
+        answer_prefix=prefix,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Completions:
+    """Sampled completions of ``N`` prompts, ``G`` rows each (``B = N * G``), on the host.
+
+    Attributes:
+      texts: ``B`` decoded completions (special tokens skipped).
+      tokens: ``B`` completion id lists (inserted budget-forcing ids included).
+      lengths: ``[B]`` completion lengths in tokens.
+      truncated: ``[B]`` bool, the row hit its length cap.
+      thinking_lengths: ``[B]`` tokens up to and including the end of thinking (budget forcing
+        only, else None).
+      capped: ``[B]`` bool, the thinking was closed by force (budget forcing only).
+      num_ignored: ``[B]`` ends of thinking replaced by ``Wait`` (budget forcing only).
+    """
+
+    texts: list[str]
+    tokens: list[list[int]]
+    lengths: np.ndarray
+    truncated: np.ndarray
+    thinking_lengths: np.ndarray | None = None
+    capped: np.ndarray | None = None
+    num_ignored: np.ndarray | None = None
+
+
+def sample_completions(
     params: Any,
     model_config: Any,
     tokenizer: Any,
@@ -67,14 +196,34 @@ def _sample_texts(
     key: jax.Array,
     sampling_params: sampler_lib.SamplingParams,
     settings: EvalSettings,
-    mesh: Any,
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Samples every prompt in fixed-size batches; texts, lengths and truncation flags."""
+    mesh: Any = None,
+) -> Completions:
+    """Samples every prompt in fixed-size batches (``settings.prompts_per_batch``).
+
+    With ``settings.budget_forcing`` set, each batch goes through
+    `r1jax.sampling.budget_forcing.sample_with_budget` (``sampling_params.max_new_tokens`` is
+    then unused); otherwise through `r1jax.sampling.sampler.sample`.
+
+    Args:
+      params: the policy params.
+      model_config: its `ModelConfig`.
+      tokenizer: decodes the completions.
+      prompt_ids: ``N`` prompt id lists.
+      key: PRNG key; rows fold in the prompt's index, so batching does not change samples.
+      sampling_params: temperature, stops and ``G``.
+      settings: batch size, pad id and budget forcing.
+      mesh: the device mesh, or None.
+
+    Returns:
+      The `Completions` of the ``N * G`` rows, prompt-major.
+    """
     group = sampling_params.num_samples_per_prompt
+    budget = settings.budget_forcing
     width = padding.bucket_length(
         max(len(p) for p in prompt_ids), padding.power_of_two_buckets(4096, min_length=16)
     )
-    texts, lengths, truncated = [], [], []
+    tokens, lengths, truncated = [], [], []
+    thinking, capped, ignored = [], [], []
     per_batch = settings.prompts_per_batch
     for start in range(0, len(prompt_ids), per_batch):
         chunk = prompt_ids[start : start + per_batch]
@@ -85,13 +234,31 @@ def _sample_texts(
             pad_id=settings.pad_id,
             prompt_ids=range(start, start + len(chunk)),
         )
-        rollout = sampler_lib.sample(params, model_config, batch, key, sampling_params, mesh=mesh)
         keep = len(chunk) * group
-        completions = rollout.completions()[:keep]
-        texts += tokenizer.decode_batch(completions, skip_special_tokens=True)
+        if budget is None:
+            rollout = sampler_lib.sample(
+                params, model_config, batch, key, sampling_params, mesh=mesh
+            )
+        else:
+            forced = budget_lib.sample_with_budget(
+                params, model_config, batch, key, sampling_params, budget, mesh=mesh
+            )
+            rollout = forced.rollout
+            thinking.append(np.asarray(forced.thinking_lengths)[:keep])
+            capped.append(np.asarray(forced.capped)[:keep])
+            ignored.append(np.asarray(forced.num_ignored)[:keep])
+        tokens += rollout.completions()[:keep]
         lengths.append(np.asarray(rollout.lengths)[:keep])
         truncated.append(np.asarray(rollout.finish_reason)[:keep] == stopping.FINISH_LENGTH)
-    return texts, np.concatenate(lengths), np.concatenate(truncated)
+    return Completions(
+        texts=tokenizer.decode_batch(tokens, skip_special_tokens=True),
+        tokens=tokens,
+        lengths=np.concatenate(lengths),
+        truncated=np.concatenate(truncated),
+        thinking_lengths=np.concatenate(thinking) if budget is not None else None,
+        capped=np.concatenate(capped) if budget is not None else None,
+        num_ignored=np.concatenate(ignored) if budget is not None else None,
+    )
 
 
 def _verify(task: str, texts: list[str], problems: list[dict], pool: Any) -> list[Any]:
@@ -132,7 +299,9 @@ def evaluate(
       A dict with ``pass@1``, ``pass@{k}``, ``maj@{k}``, ``maj@{k}_tie_rate``,
       ``greedy_accuracy`` (when greedy), ``format_rate`` (well-formed fraction of samples),
       ``response_length`` and ``truncated_fraction`` of the samples, ``num_problems``,
-      ``num_samples``, and ``examples``: a few ``(prompt, completion, correct)`` dicts.
+      ``num_samples``, and ``examples``: a few ``(prompt, completion, correct)`` dicts. With
+      budget forcing also ``thinking_length`` (mean thinking tokens, end of thinking
+      included), ``capped_fraction`` and ``ignores_per_sample`` of the k samples.
     """
     if not problems:
         raise ValueError("evaluate needs at least one problem")
@@ -149,9 +318,10 @@ def evaluate(
     sampled = sampler_lib.SamplingParams(
         temperature=settings.temperature, top_p=settings.top_p, num_samples_per_prompt=k, **base
     )
-    texts, lengths, truncated = _sample_texts(
+    samples = sample_completions(
         params, model_config, tokenizer, prompt_ids, key, sampled, settings, mesh
     )
+    texts, lengths, truncated = samples.texts, samples.lengths, samples.truncated
     repeated = [problem for problem in problems for _ in range(k)]
     verdicts = _verify(task, texts, repeated, pool)
     correct = np.array([v.correct for v in verdicts], bool).reshape(len(problems), k)
@@ -159,9 +329,9 @@ def evaluate(
     greedy_correct = None
     if settings.greedy:
         greedy = sampler_lib.SamplingParams(temperature=0.0, num_samples_per_prompt=1, **base)
-        greedy_texts, _, _ = _sample_texts(
+        greedy_texts = sample_completions(
             params, model_config, tokenizer, prompt_ids, key, greedy, settings, mesh
-        )
+        ).texts
         greedy_verdicts = _verify(task, greedy_texts, problems, pool)
         greedy_correct = np.array([v.correct for v in greedy_verdicts], bool)
     ks = tuple(sorted({min(max(value, 1), k) for value in settings.ks}))
@@ -172,6 +342,10 @@ def evaluate(
     results["truncated_fraction"] = float(truncated.mean())
     results["num_problems"] = len(problems)
     results["num_samples"] = k
+    if settings.budget_forcing is not None:
+        results["thinking_length"] = float(samples.thinking_lengths.mean())
+        results["capped_fraction"] = float(samples.capped.mean())
+        results["ignores_per_sample"] = float(samples.num_ignored.mean())
     results["examples"] = [
         {"prompt": prompts[i], "completion": texts[i * k], "correct": bool(correct[i, 0])}
         for i in range(min(3, len(problems)))
