@@ -113,8 +113,9 @@ def attend(
 
     Args:
       q: ``[B, S, H, Dh]`` queries (after RoPE).
-      keys: ``[B, T, K, Dh]`` keys (after RoPE); ``T`` is ``S`` or the attended cache length.
-      values: ``[B, T, K, Dh]``.
+      keys: ``[B, K, T, Dh]`` head-major keys (after RoPE); ``T`` is ``S`` or the attended
+        cache length.
+      values: ``[B, K, T, Dh]``.
       mask: ``[B, S, T]`` bool, True where query ``s`` may attend key ``t``.
       dtype: compute dtype of the two matmuls (scores and softmax stay float32).
 
@@ -122,18 +123,18 @@ def attend(
       ``[B, S, H, Dh]`` in ``dtype``.
     """
     batch, length, num_heads, head_dim = q.shape
-    num_kv_heads = keys.shape[2]
+    num_kv_heads = keys.shape[1]
     if length == 1:
         return _attend_one_query(q, keys, values, mask, dtype)
     q = q.reshape(batch, length, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B,S,K,G,Dh]
     scores = jnp.einsum(
-        "bskgd,btkd->bkgst", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
+        "bskgd,bktd->bkgst", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
     )  # [B, K, G, S, T]
     scores = scores * np.float32(head_dim**-0.5)
     scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
     probs = jax.nn.softmax(scores, axis=-1)
     out = jnp.einsum(
-        "bkgst,btkd->bskgd",
+        "bkgst,bktd->bskgd",
         probs.astype(dtype),
         values.astype(dtype),
         preferred_element_type=jnp.float32,
@@ -144,21 +145,27 @@ def attend(
 def _attend_one_query(
     q: jax.Array, keys: jax.Array, values: jax.Array, mask: jax.Array, dtype: jnp.dtype
 ) -> jax.Array:
-    """`attend` for one query per row (a decode step), as multiply-and-reduce in float32.
+    """`attend` for one query per row (a decode step).
 
-    Reads the cache in its ``[B, T, K, Dh]`` layout. The einsum form batches over ``(B, K)``,
-    so its dots want ``[B, K, T, Dh]`` and transpose the whole attended cache every step,
-    which on CPU costs more than the attention arithmetic itself.
+    Both products are batched over ``(B, K)`` and read the head-major cache's contiguous
+    ``[T, Dh]`` blocks as they are: ``[G, Dh] x [Dh, T]`` scores, ``[G, T] x [T, Dh]`` output.
+    The ``G`` query heads of a KV head share one pass over its keys and values.
     """
     batch, _, num_heads, head_dim = q.shape
-    num_kv_heads = keys.shape[2]
-    q = q.reshape(batch, 1, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B,1,K,G,Dh]
-    products = q.astype(jnp.float32) * keys[:, :, :, None, :].astype(jnp.float32)
-    scores = jnp.sum(products, axis=-1) * np.float32(head_dim**-0.5)  # [B, T, K, G]
-    scores = jnp.where(mask[:, 0, :, None, None], scores, MASK_VALUE)
-    probs = jax.nn.softmax(scores, axis=1)  # [B, T, K, G]
-    weighted = probs[..., None] * values[:, :, :, None, :].astype(jnp.float32)
-    out = jnp.sum(weighted, axis=1)  # [B, K, G, Dh]
+    num_kv_heads = keys.shape[1]
+    q = q.reshape(batch, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B, K, G, Dh]
+    scores = jnp.einsum(
+        "bkgd,bktd->bkgt", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
+    )  # [B, K, G, T]
+    scores = scores * np.float32(head_dim**-0.5)
+    scores = jnp.where(mask[:, :, None, :], scores, MASK_VALUE)
+    probs = jax.nn.softmax(scores, axis=-1)  # [B, K, G, T]
+    out = jnp.einsum(
+        "bkgt,bktd->bkgd",
+        probs.astype(dtype),
+        values.astype(dtype),
+        preferred_element_type=jnp.float32,
+    )  # [B, K, G, Dh]
     return out.reshape(batch, 1, num_heads, head_dim).astype(dtype)  # [B, 1, H, Dh]
 
 
@@ -227,7 +234,7 @@ class Attention(nn.Module):
           cos: ``[B, S, Dh/2]`` float32 RoPE cosines.
           sin: ``[B, S, Dh/2]`` float32 RoPE sines.
           mask: ``[B, S, S]`` without a cache, ``[B, S, A]`` with one (``A`` attended slots).
-          layer_cache: this layer's ``([B, Smax, K, Dh], [B, Smax, K, Dh])`` buffers, or None.
+          layer_cache: this layer's ``([B, K, Smax, Dh], [B, K, Smax, Dh])`` buffers, or None.
           end: ``[]`` int32, the first slot to write (with a cache).
 
         Returns:
@@ -249,17 +256,19 @@ class Attention(nn.Module):
         )
         values = constrain(values, ("batch", "seq", "kv_heads", "head_dim"), self.rules)
 
+        keys = keys.transpose(0, 2, 1, 3)  # [B, K, S, Dh]
+        values = values.transpose(0, 2, 1, 3)  # [B, K, S, Dh]
         if layer_cache is not None:
             cache_keys, cache_values = layer_cache
-            start = (0, end, 0, 0)
+            start = (0, 0, end, 0)
             cache_keys = lax.dynamic_update_slice(cache_keys, keys.astype(cache_keys.dtype), start)
             cache_values = lax.dynamic_update_slice(
                 cache_values, values.astype(cache_values.dtype), start
             )
             layer_cache = (cache_keys, cache_values)
-            length = cache_keys.shape[1] if self.attend_length is None else self.attend_length
-            keys = lax.slice_in_dim(cache_keys, 0, length, axis=1)  # [B, A, K, Dh]
-            values = lax.slice_in_dim(cache_values, 0, length, axis=1)  # [B, A, K, Dh]
+            length = cache_keys.shape[2] if self.attend_length is None else self.attend_length
+            keys = lax.slice_in_dim(cache_keys, 0, length, axis=2)  # [B, K, A, Dh]
+            values = lax.slice_in_dim(cache_values, 0, length, axis=2)  # [B, K, A, Dh]
 
         out = attend(q, keys, values, mask, cfg.compute_dtype)  # [B, S, H, Dh]
         out = Projection(cfg, (h, dh, d), ("heads", "head_dim", "embed"), num_in=2, name="o_proj")(

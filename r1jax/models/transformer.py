@@ -58,9 +58,12 @@ class Transformer(nn.Module):
         positions: jax.Array,
         attention_mask: jax.Array | None = None,
         kv_cache: KVCache | None = None,
+        last_position_only: bool = False,
     ) -> tuple[jax.Array, KVCache | None]:
-        """``[B, S]`` tokens -> ``[B, S, V]`` float32 logits and the updated cache."""
+        """``[B, S]`` tokens -> ``[B, S, V]`` (or ``[B, 1, V]``) float32 logits and the cache."""
         hidden, kv_cache = self.trunk(tokens, positions, attention_mask, kv_cache)
+        if last_position_only:
+            hidden = hidden[:, -1:]  # [B, 1, D]
         return self.unembed(hidden), kv_cache
 
     def unembed(self, hidden: jax.Array) -> jax.Array:
@@ -275,6 +278,7 @@ def forward(
     kv_cache: KVCache | None = None,
     attend_length: int | None = None,
     remat: bool = False,
+    last_position_only: bool = False,
     rules: ShardingRules | None = None,
 ) -> tuple[jax.Array, KVCache | None]:
     """Logits for ``tokens``, with or without a KV cache.
@@ -297,11 +301,14 @@ def forward(
       attend_length: static number of cache slots to attend over (default ``Smax``); must
         be ``>= end + S``. Lets decode read only the filled part of a large cache.
       remat: rematerialise each block in the backward pass.
+      last_position_only: static; unembed the last position only (a prefill that needs the
+        next token's logits, not the prompt's).
       rules: sharding rules for activation constraints (used when a mesh is set with
         ``jax.set_mesh``).
 
     Returns:
-      ``[B, S, V]`` float32 logits and the updated cache (None when none was given).
+      ``[B, S, V]`` float32 logits (``[B, 1, V]`` with ``last_position_only``) and the updated
+      cache (None when none was given).
 
     Example:
       >>> config = ModelConfig.preset("tiny")
@@ -314,7 +321,9 @@ def forward(
       ((1, 3, 512), dtype('float32'))
     """
     model = Transformer(config, remat=remat, attend_length=attend_length, rules=rules)
-    return model.apply({"params": params}, tokens, positions, attention_mask, kv_cache)
+    return model.apply(
+        {"params": params}, tokens, positions, attention_mask, kv_cache, last_position_only
+    )
 
 
 def token_logprobs(

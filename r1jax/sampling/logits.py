@@ -174,7 +174,7 @@ def sample_tokens(
 
     Args:
       keys: ``[B]`` typed PRNG keys, one per row, so a row's draw does not depend on its batch
-        position.
+        position; each key gives the row's one uniform number (`draw_tokens`).
       logits: ``[B, V]`` float32 logits of the next token.
       temperature: traced scalar; ``0`` means greedy (``argmax``).
       top_k: traced int scalar, ``0`` = off.
@@ -192,6 +192,40 @@ def sample_tokens(
       >>> tokens, logprobs
       (Array([0, 1], dtype=int32), Array([-0.105, -0.223], dtype=float32))
     """
+    uniforms = jax.vmap(lambda key: jax.random.uniform(key, (), jnp.float32))(keys)  # [B]
+    return draw_tokens(
+        uniforms, logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p
+    )
+
+
+def draw_tokens(
+    uniforms: jax.Array,
+    logits: jax.Array,
+    *,
+    temperature: jax.typing.ArrayLike,
+    top_k: jax.typing.ArrayLike = 0,
+    top_p: jax.typing.ArrayLike = 1.0,
+    min_p: jax.typing.ArrayLike = 0.0,
+) -> tuple[jax.Array, jax.Array]:
+    """`sample_tokens` with the random numbers given: one uniform in ``[0, 1)`` per row.
+
+    The decode loop draws all of a row's uniforms before its first step (one vectorised
+    generator call instead of one per step) and passes column ``t`` here at step ``t``.
+
+    Args:
+      uniforms: ``[B]`` float32 in ``[0, 1)``; unused by greedy rows.
+      logits: ``[B, V]`` float32 logits of the next token.
+      temperature, top_k, top_p, min_p: as in `sample_tokens`.
+
+    Returns:
+      ``(tokens [B] int32, logprobs [B] float32)`` as in `sample_tokens`.
+
+    Example:
+      >>> tokens, _ = draw_tokens(jnp.array([0.05, 0.95]), jnp.log(jnp.array([[0.5, 0.5]] * 2)),
+      ...                         temperature=1.0)
+      >>> tokens
+      Array([0, 1], dtype=int32)
+    """
     logits = logits.astype(jnp.float32)
     temperature = jnp.asarray(temperature, jnp.float32)
     scaled = scale_by_temperature(logits, temperature)  # [B, V]
@@ -200,7 +234,6 @@ def sample_tokens(
     log_total = jnp.log(jnp.sum(weights, axis=-1))  # [B]
 
     def draw(weights):
-        uniforms = jax.vmap(lambda key: jax.random.uniform(key, (), jnp.float32))(keys)  # [B]
         kept = filter_weights(weights, top_k=top_k, top_p=top_p, min_p=min_p)
         return inverse_cdf_draw(kept, uniforms)
 

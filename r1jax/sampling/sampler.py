@@ -4,30 +4,30 @@
 jitted programs:
 
 1. **Prefill** (``P`` rows): a forward of the left-padded ``[P, Tp]`` prompts on an empty
-   ``Tp``-slot cache. Each prompt is prefilled once; its cache entries and last-position logits
-   are then repeated to its ``G`` sample rows (``B = P * G``) inside a ``[B, Tp + T - 1]``
-   cache, and token 0 of every row is drawn from those logits.
-2. **Decode** (``B`` rows, the state donated, so the cache is updated in place): step ``t``
-   feeds token ``t - 1`` into slot ``Tp + t - 1`` and draws token ``t``. Sampling, stop
-   detection and the output writes are fused into the step.
+   ``Tp``-slot cache, logits at the last position only. Each prompt is prefilled once; its
+   last-position logits are repeated to its ``G`` sample rows (``B = P * G``) and token 0 of
+   every row is drawn from them. The ``[P, K, Tp, Dh]`` prompt cache is handed to decode.
+2. **Decode** (``B`` rows, the state donated so its buffers are reused for the `Rollout`):
+   the prompt cache is repeated to the ``B`` rows once, then step ``t`` feeds token ``t - 1``
+   into slot ``Tp + t - 1`` and draws token ``t``. Sampling, stop detection and the output
+   writes are fused into the step; the cache is a loop carry, updated in place.
 
-**Attend-length segments.** A decode step at step ``t`` only needs cache slots
-``[0, Tp + t)``, but the attended length must be static. The steps ``1 .. T - 1`` are therefore
-split into segments of ``decode_segment_length`` steps; segment ``j`` is its own
-``lax.while_loop`` whose steps attend over ``Tp + e_j - 1`` slots, where ``e_j`` is the
-segment's last step + 1. With the default (about 8 segments, multiples of 32 steps) the
-attention reads at most one segment length more than needed instead of the whole preallocated
-cache. Every segment's loop condition also checks that some row is still running, so the
-program exits as soon as every row has stopped; later segments then run zero iterations. The
-segments are compiled once, together, per (batch bucket, prompt bucket, ``max_new_tokens``).
-The cache holds exactly ``Tp + T - 1`` slots: on XLA:CPU the per-step cost of the cache writes
-was measured to grow with the cache length even when the attended length is fixed (``small``,
-bfloat16, 128 steps attending 159 slots: +45% CPU time with a 1055-slot cache), so buckets of
-``max_new_tokens`` should stay tight.
+**Growing cache segments.** A decode step at step ``t`` only needs cache slots
+``[0, Tp + t)``, but shapes must be static. The steps ``1 .. T - 1`` are therefore split into
+segments of ``decode_segment_length`` steps; segment ``j`` is its own ``lax.while_loop`` over a
+cache of exactly ``Tp + e_j - 1`` slots, where ``e_j`` is the segment's last step + 1, and the
+cache is padded to the next segment's length between loops (one copy per segment). Every step
+attends over its whole (current) cache, so no step reads or copies a slice of a larger buffer:
+with the default (about 8 segments, multiples of 32 steps) the attention reads at most one
+segment length more than needed. Every segment's loop condition also checks that some row is
+still running, so the program exits as soon as every row has stopped; later segments then run
+zero iterations. The segments are compiled once, together, per (batch bucket, prompt bucket,
+``max_new_tokens``).
 
 **Randomness.** Row ``(p, g)`` uses ``fold_in(fold_in(key, prompt_ids[p]), g)`` and step ``t``
-folds in ``t``, so a row's tokens do not depend on its batch position, the batch size or the
-mesh.
+draws one uniform number from ``fold_in(row_key, t)``, so a row's tokens do not depend on its
+batch position, the batch size or the mesh. All ``[B, T]`` uniforms are drawn at prefill, in
+one vectorised call, so the decode steps run no random-number generator.
 
 **Runtime controls.** Temperature, top-k, top-p, min-p and the stop ids are traced arguments:
 changing their values does not recompile (top-k needs no static bound, see ``logits.py``).
@@ -68,7 +68,7 @@ class SamplingParams:
         generated tokens end with any of these id sequences.
       num_samples_per_prompt: static ``G``; ``B = P * G``.
       pad_id: token written after a row's stop.
-      decode_segment_length: static number of decode steps per attend-length segment; None
+      decode_segment_length: static number of decode steps per cache-length segment; None
         picks ``max(32, T / 8 rounded up to a multiple of 32)``.
     """
 
@@ -158,8 +158,10 @@ def runtime_controls(sampling_params: SamplingParams) -> dict[str, jax.Array]:
 class DecodeState:
     """Loop carry of the decode program (``B`` rows).
 
+    The KV cache is not part of it: it is a separate loop carry whose length changes from one
+    segment to the next.
+
     Attributes:
-      cache: the ``[B, Tp + T - 1]`` KV cache.
       tokens: ``[B, T]`` generated tokens so far (``pad_id`` where none).
       logprobs: ``[B, T]`` their log-probabilities (0 where none).
       last_token: ``[B]`` the token to feed next.
@@ -168,13 +170,12 @@ class DecodeState:
       lengths: ``[B]`` tokens generated per row.
       finish_reason: ``[B]`` finish codes.
       recent: ``[B, Lmax]`` last generated tokens for stop-sequence matching (-1 before any).
-      row_keys: ``[B]`` per-row PRNG keys.
+      uniforms: ``[B, T]`` the uniform number each row's step ``t`` draws with.
       row_limits: ``[B]`` per-row token limits (``<= T``).
       prompt_lengths: ``[B]`` real prompt lengths (decode positions start there).
       prompt_tokens: ``[B, Tp]`` the prompts, carried into the `Rollout`.
     """
 
-    cache: KVCache
     tokens: jax.Array
     logprobs: jax.Array
     last_token: jax.Array
@@ -183,7 +184,7 @@ class DecodeState:
     lengths: jax.Array
     finish_reason: jax.Array
     recent: jax.Array
-    row_keys: jax.Array
+    uniforms: jax.Array
     row_limits: jax.Array
     prompt_lengths: jax.Array
     prompt_tokens: jax.Array
@@ -208,6 +209,17 @@ def _row_keys(key: jax.Array, prompt_ids: jax.Array, group_size: int) -> jax.Arr
     return keys.reshape(-1)  # [B]
 
 
+def _row_uniforms(row_keys: jax.Array, steps: int) -> jax.Array:
+    """``[B, T]`` uniforms: entry ``(b, t)`` is ``uniform(fold_in(row_keys[b], t))``."""
+
+    def row(key):
+        return jax.vmap(lambda t: jax.random.uniform(jax.random.fold_in(key, t)))(
+            jnp.arange(steps, dtype=jnp.int32)
+        )
+
+    return jax.vmap(row)(row_keys)  # [B, T]
+
+
 def _constrain_cache(cache: KVCache, rules: sharding_lib.ShardingRules | None) -> KVCache:
     """Pins the cache to its logical shardings (a no-op without an active mesh)."""
 
@@ -229,13 +241,13 @@ def _broadcast_prompt_cache(
     cache_length: int,
     rules: sharding_lib.ShardingRules | None,
 ) -> KVCache:
-    """Repeats a ``[P, Tp]`` prefilled cache to ``[B, cache_length]`` rows (``B = P * G``)."""
+    """Repeats a ``[P, K, Tp, Dh]`` prefilled cache to ``B = P * G`` rows of ``cache_length``."""
     prompts, width = prompt_cache.valid.shape
     dtype = prompt_cache.keys[0].dtype
     cache = KVCache.init(config, prompts * group_size, cache_length, dtype=dtype)
 
     def place(buffer, prefix):
-        prefix = jnp.repeat(prefix, group_size, axis=0)  # [B, Tp, ...]
+        prefix = jnp.repeat(prefix, group_size, axis=0)  # [B, ...]
         start = (0,) * buffer.ndim
         return jax.lax.dynamic_update_slice(buffer, prefix.astype(buffer.dtype), start)
 
@@ -249,12 +261,32 @@ def _broadcast_prompt_cache(
     return _constrain_cache(cache, rules)
 
 
+def _grow_cache(
+    cache: KVCache, cache_length: int, rules: sharding_lib.ShardingRules | None
+) -> KVCache:
+    """Pads the cache's slots to ``cache_length`` (new slots empty and not valid)."""
+    extra = cache_length - cache.max_length
+    if extra == 0:
+        return cache
+
+    def pad(buffer):  # [B, K, S, Dh]
+        return jnp.pad(buffer, ((0, 0), (0, 0), (0, extra), (0, 0)))
+
+    cache = dataclasses.replace(
+        cache,
+        keys=tuple(pad(b) for b in cache.keys),
+        values=tuple(pad(b) for b in cache.values),
+        valid=jnp.pad(cache.valid, ((0, 0), (0, extra))),
+    )
+    return _constrain_cache(cache, rules)
+
+
 def _emit(state: DecodeState, logits: jax.Array, controls: dict, plan: DecodePlan) -> DecodeState:
     """Draws token ``state.step`` from ``[B, V]`` logits and records it with its stop status."""
     step = state.step
-    step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(state.row_keys)  # [B]
-    token, logprob = logits_lib.sample_tokens(
-        step_keys,
+    uniforms = jax.lax.dynamic_index_in_dim(state.uniforms, step, axis=1, keepdims=False)  # [B]
+    token, logprob = logits_lib.draw_tokens(
+        uniforms,
         logits,
         temperature=controls["temperature"],
         top_k=controls["top_k"],
@@ -298,11 +330,15 @@ def _emit(state: DecodeState, logits: jax.Array, controls: dict, plan: DecodePla
 def next_token_logits(
     params,
     state: DecodeState,
+    cache: KVCache,
     config: ModelConfig,
-    attend_length: int,
     rules: sharding_lib.ShardingRules | None = None,
 ) -> tuple[jax.Array, KVCache]:
-    """Feeds ``state.last_token`` at the next cache slot; returns ``[B, V]`` logits and the cache."""
+    """Feeds ``state.last_token`` at the cache's next slot, attending over the whole cache.
+
+    Returns:
+      ``[B, V]`` logits and the updated cache.
+    """
     positions = state.prompt_lengths + state.step - 1  # [B]
     logits, cache = forward(
         params,
@@ -310,8 +346,7 @@ def next_token_logits(
         positions[:, None],
         config,
         attention_mask=jnp.ones_like(state.last_token)[:, None],
-        kv_cache=state.cache,
-        attend_length=attend_length,
+        kv_cache=cache,
         rules=rules,
     )
     return logits[:, 0], cache  # [B, V]
@@ -329,8 +364,12 @@ def _prefill(
     config: ModelConfig,
     plan: DecodePlan,
     rules: sharding_lib.ShardingRules | None = None,
-) -> DecodeState:
-    """Prefills ``[P, Tp]`` prompts once, broadcasts them to ``B`` rows, and draws token 0."""
+) -> tuple[DecodeState, KVCache]:
+    """Prefills ``[P, Tp]`` prompts once and draws token 0 of each of the ``B`` rows.
+
+    Returns:
+      The ``B``-row `DecodeState` after token 0 and the ``[P, K, Tp, Dh]`` prompt cache.
+    """
     prompts, width = prompt_tokens.shape
     group = plan.group_size
     batch = prompts * group
@@ -344,17 +383,14 @@ def _prefill(
         config,
         attention_mask=mask,
         kv_cache=prompt_cache,
-        attend_length=width,
+        last_position_only=True,
         rules=rules,
     )
     last_logits = jnp.repeat(logits[:, -1], group, axis=0)  # [B, V]
-    cache_length = width + plan.max_new_tokens - 1
-    cache = _broadcast_prompt_cache(prompt_cache, config, group, cache_length, rules)
     total = plan.max_new_tokens
     longest_stop = controls["stop_sequence_ids"].shape[1]
     row_limits = jnp.minimum(row_limits, total).astype(jnp.int32)
     state = DecodeState(
-        cache=cache,
         tokens=jnp.full((batch, total), plan.pad_id, jnp.int32),
         logprobs=jnp.zeros((batch, total), jnp.float32),
         last_token=jnp.zeros((batch,), jnp.int32),
@@ -363,17 +399,18 @@ def _prefill(
         lengths=jnp.zeros((batch,), jnp.int32),
         finish_reason=jnp.where(row_limits <= 0, stopping.FINISH_LENGTH, stopping.FINISH_NONE),
         recent=jnp.full((batch, longest_stop), -1, jnp.int32),
-        row_keys=_row_keys(key, prompt_ids, group),
+        uniforms=_row_uniforms(_row_keys(key, prompt_ids, group), total),
         row_limits=row_limits,
         prompt_lengths=jnp.repeat(prompt_lengths, group, axis=0).astype(jnp.int32),
         prompt_tokens=jnp.repeat(prompt_tokens, group, axis=0).astype(jnp.int32),
     )
-    return _emit(state, last_logits, controls, plan)
+    return _emit(state, last_logits, controls, plan), prompt_cache
 
 
 def _decode(
     params,
     state: DecodeState,
+    prompt_cache: KVCache,
     controls: dict,
     *,
     config: ModelConfig,
@@ -382,21 +419,30 @@ def _decode(
 ) -> tuple[Rollout, DecodeState]:
     """Runs the decode segments (one ``lax.while_loop`` each) and assembles the `Rollout`.
 
-    The final state is returned too, so every donated buffer (the cache above all) aliases an
-    output and the loops update it in place; `sample` drops it.
+    The final state is returned too, so every donated buffer aliases an output; `sample`
+    drops it.
     """
     prompt_width = state.prompt_tokens.shape[1]
+    cache = None
     for segment_end in plan.segment_ends:
-        attend_length = prompt_width + segment_end - 1
+        cache_length = prompt_width + segment_end - 1
+        if cache is None:
+            cache = _broadcast_prompt_cache(
+                prompt_cache, config, plan.group_size, cache_length, rules
+            )
+        else:
+            cache = _grow_cache(cache, cache_length, rules)
 
-        def cond(s, segment_end=segment_end):
+        def cond(carry, segment_end=segment_end):
+            s, _ = carry
             return (s.step < segment_end) & ~jnp.all(s.done)
 
-        def body(s, attend_length=attend_length):
-            logits, cache = next_token_logits(params, s, config, attend_length, rules)
-            return _emit(dataclasses.replace(s, cache=cache), logits, controls, plan)
+        def body(carry):
+            s, c = carry
+            logits, c = next_token_logits(params, s, c, config, rules)
+            return _emit(s, logits, controls, plan), c
 
-        state = jax.lax.while_loop(cond, body, state)
+        state, cache = jax.lax.while_loop(cond, body, (state, cache))
     mask = (jnp.arange(plan.max_new_tokens)[None, :] < state.lengths[:, None]).astype(jnp.int32)
     rollout = Rollout(
         tokens=jnp.where(mask > 0, state.tokens, plan.pad_id),
@@ -483,8 +529,8 @@ def sample(
     static = {"config": config, "plan": plan, "rules": rules}
     arguments = (tokens, lengths, prompt_ids, key, row_limits, controls)
     if mesh is None:
-        state = prefill_program(params, *arguments, **static)
-        return decode_program(params, state, controls, **static)[0]
+        state, prompt_cache = prefill_program(params, *arguments, **static)
+        return decode_program(params, state, prompt_cache, controls, **static)[0]
     rows = sharding_lib.logical_sharding(mesh, ("batch", None), rules, shape=tokens.shape)
     vector = sharding_lib.logical_sharding(mesh, ("batch",), rules, shape=lengths.shape)
     tokens, lengths, prompt_ids = jax.device_put(
@@ -492,5 +538,5 @@ def sample(
     )
     arguments = (tokens, lengths, prompt_ids, key, row_limits, controls)
     with jax.set_mesh(mesh):
-        state = prefill_program(params, *arguments, **static)
-        return decode_program(params, state, controls, **static)[0]
+        state, prompt_cache = prefill_program(params, *arguments, **static)
+        return decode_program(params, state, prompt_cache, controls, **static)[0]

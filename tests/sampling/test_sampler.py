@@ -40,7 +40,7 @@ def test_decode_logits_equal_full_forward(params):
     plan = sampler.decode_plan(sampling_params)
     controls = sampler.runtime_controls(sampling_params)
     rows = len(PROMPTS) * 2
-    state = sampler.prefill_program(
+    state, prompt_cache = sampler.prefill_program(
         params,
         jnp.asarray(batch.tokens),
         jnp.asarray(batch.lengths),
@@ -52,17 +52,16 @@ def test_decode_logits_equal_full_forward(params):
         plan=plan,
     )
     width = batch.tokens.shape[1]
+    cache = sampler._broadcast_prompt_cache(prompt_cache, CONFIG, 2, width + 7, None)
 
     @jax.jit
-    def step(state):
-        logits, cache = sampler.next_token_logits(params, state, CONFIG, width + 7)
-        return logits, sampler._emit(
-            dataclasses.replace(state, cache=cache), logits, controls, plan
-        )
+    def step(state, cache):
+        logits, cache = sampler.next_token_logits(params, state, cache, CONFIG)
+        return logits, sampler._emit(state, logits, controls, plan), cache
 
     logits = []
     for _ in range(1, 8):
-        step_logits, state = step(state)
+        step_logits, state, cache = step(state, cache)
         logits.append(step_logits)
     # One cache-free forward over prompt + generated tokens gives every prefix's logits.
     prompt_tokens = np.repeat(batch.tokens, 2, axis=0)
