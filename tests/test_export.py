@@ -103,7 +103,7 @@ def test_transformers_loads_the_export(workdir, tmp_path):
 
 
 def test_export_errors_name_the_problem(workdir, tmp_path):
-    with pytest.raises(SystemExit, match="no config.json"):
+    with pytest.raises(SystemExit, match=r"no config\.json"):
         export.main([str(tmp_path)])
     with pytest.raises(SystemExit, match="no such directory"):
         export.main([str(tmp_path / "missing")])
