@@ -12,6 +12,12 @@ resume them by index:
   (and reported or counted) before training starts; use the ArrayRecord builder in
   ``r1jax.data.tfds_builder`` for sets too large to hold in host memory.
 
+``problems_from_config`` opens the source a ``data`` config section names (``source`` =
+``jsonl`` | ``parquet`` | ``tfds``, ``path``, ``split``, the field keys): for ``tfds``,
+``path`` is a built ArrayRecord dataset directory (``<data_dir>/<name>`` or
+``<data_dir>/<name>/<version>``) and ``split`` a tfds split (slicing allowed); its records hold
+whole problem dicts, so the field keys were applied when it was built.
+
 Prompt text, tokenisation, batching and sharding live in ``r1jax.data.prompts`` and
 ``r1jax.data.pipeline``; this module does not know about tokens.
 """
@@ -199,6 +205,61 @@ def load_problem_files(
         problems.extend(loaded.problems)
         skipped.update(loaded.skipped)
     return problems, dict(skipped)
+
+
+#: ``data.source`` values that ``problems_from_config`` reads (the other one: ``procedural``).
+FILE_SOURCES = ("jsonl", "parquet", "tfds")
+
+
+def _config_value(data: Any, key: str) -> Any:
+    try:
+        return data[key]
+    except (KeyError, AttributeError):
+        raise ValueError(f"the data config lacks the key {key!r}") from None
+
+
+def problems_from_config(
+    data: Mapping[str, Any] | Any, *, path: str | None = None, split: str | None = None
+) -> Sequence[dict]:
+    """Random-access problems of a non-procedural ``data`` config section.
+
+    Args:
+      data: the ``data`` section (``ConfigDict`` or mapping) with ``source`` (one of
+        ``FILE_SOURCES``), ``path``, ``split``, ``prompt_field``, ``answer_field``,
+        ``id_field`` and ``on_bad_row``.
+      path: read this instead of ``data.path`` (e.g. ``eval.path``); empty or None keeps it.
+      split: the tfds split instead of ``data.split`` (e.g. ``eval.split``); JSONL and
+        Parquet files have no splits and ignore it.
+
+    Returns:
+      A ``FileProblems`` (jsonl / parquet) or an ``ArrayRecordProblems`` (tfds): ``len`` and
+      ``[i]``, so ``r1jax.data.pipeline`` shards, shuffles and resumes it by index.
+
+    Raises:
+      ValueError: an unknown ``source`` or an empty path (the message names the key).
+      DataError: a missing file or dataset directory, a missing split, or a bad row.
+    """
+    kind = _config_value(data, "source")
+    if kind not in FILE_SOURCES:
+        raise ValueError(f"data.source={kind!r} is not a file source; expected {FILE_SOURCES}")
+    path = path or _config_value(data, "path")
+    if not path:
+        raise ValueError(f"data.source={kind!r} needs data.path (a file or dataset directory)")
+    if kind == "tfds":
+        from r1jax.data import tfds_builder  # tensorflow-datasets is an optional extra
+
+        return tfds_builder.ArrayRecordProblems.from_directory(
+            path, split=split or _config_value(data, "split")
+        )
+    fields = {
+        "question": _config_value(data, "prompt_field"),
+        "answer": _config_value(data, "answer_field"),
+    }
+    if _config_value(data, "id_field"):
+        fields["id"] = _config_value(data, "id_field")
+    return load_problems(
+        path, fields=fields, on_bad_row=_config_value(data, "on_bad_row"), file_format=kind
+    )
 
 
 class _RowError(Exception):

@@ -9,6 +9,9 @@ JSON string (``problem``), so answers keep their JSON types (ints, lists, ...).
 
 The builder is not registered by name with tfds (``skip_registration=True``): reading goes
 through tfds's "builder from directory" path, which needs only the written files.
+``ArrayRecordProblems.from_directory`` opens a dataset by its directory alone
+(``<data_dir>/<name>``, newest version, or ``<data_dir>/<name>/<version>``); that is what the
+trainer's ``data.source = "tfds"`` reads (``r1jax.data.sources.problems_from_config``).
 """
 
 from __future__ import annotations
@@ -110,8 +113,37 @@ def build_array_record_dataset(
     return builder
 
 
+def dataset_version_directory(path: str | Path) -> Path:
+    """The built version directory of a dataset given by ``<data_dir>/<name>[/<version>]``.
+
+    Raises:
+      DataError: the directory is missing or holds no built version (no
+        ``dataset_info.json``); the message names the path.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise sources.DataError(f"{path}: no such tfds dataset directory")
+    if (path / "dataset_info.json").is_file():
+        return path
+    versions = []
+    for child in path.iterdir():
+        if child.is_dir() and (child / "dataset_info.json").is_file():
+            try:
+                versions.append((tfds.core.Version(child.name), child))
+            except ValueError:
+                continue
+    if not versions:
+        raise sources.DataError(
+            f"{path}: no built tfds dataset here (expected <version>/dataset_info.json, e.g. "
+            "written by r1jax.data.tfds_builder.build_array_record_dataset)"
+        )
+    return max(versions)[1]
+
+
 class ArrayRecordProblems:
     """Random-access problems from a built ArrayRecord dataset (``tfds.data_source``).
+
+    Picklable (grain worker processes can take it), and read lazily record by record.
 
     Args:
       name: dataset name given to ``build_array_record_dataset``.
@@ -121,6 +153,31 @@ class ArrayRecordProblems:
 
     def __init__(self, name: str, *, split: str, data_dir: str | Path):
         self._source = tfds.data_source(name, split=split, data_dir=str(data_dir), download=False)
+
+    @classmethod
+    def from_directory(cls, path: str | Path, *, split: str) -> ArrayRecordProblems:
+        """Opens ``split`` of the dataset at ``<data_dir>/<name>`` (its newest version) or
+        ``<data_dir>/<name>/<version>``.
+
+        Raises:
+          DataError: no built dataset there, or no such split (the message lists the splits).
+        """
+        directory = dataset_version_directory(path)
+        try:
+            builder = tfds.builder_from_directory(str(directory))
+        except Exception as error:  # tfds raises several types for a damaged dataset_info
+            raise sources.DataError(
+                f"{directory}: cannot open as a tfds dataset ({error})"
+            ) from None
+        splits = sorted(builder.info.splits.keys())
+        if split.partition("[")[0] not in splits:
+            raise sources.DataError(f"{directory}: no split {split!r}; the dataset has {splits}")
+        problems = cls.__new__(cls)
+        try:
+            problems._source = builder.as_data_source(split=split)
+        except Exception as error:
+            raise sources.DataError(f"{directory}: cannot read split {split!r} ({error})") from None
+        return problems
 
     def __len__(self) -> int:
         return len(self._source)
