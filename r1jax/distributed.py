@@ -213,7 +213,7 @@ def put_rows(tree: Any, sharding: NamedSharding) -> Any:
       >>> mesh = sharding_lib.make_mesh(data=2, fsdp=1, devices=jax.devices()[:2])
       >>> x = put_rows(np.arange(4), row_sharding(mesh, sharding_lib.ShardingRules()))
       >>> x.sharding.spec, x.tolist()
-      (PartitionSpec('data',), [0, 1, 2, 3])
+      (P('data',), [0, 1, 2, 3])
     """
 
     def put(leaf):

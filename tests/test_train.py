@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import pytest
 
 from r1jax import checkpointing, metrics, train
@@ -21,6 +22,11 @@ TIMING = ("time/", "tokens_per_second", "mfu")
 
 def smoke_config(*overrides):
     return config_lib.load_config(f"{DEFAULT}:smoke", list(overrides))
+
+
+def run_on_one_device(config, workdir):
+    """`train.run` on one of the 8 simulated devices (mesh 1x1x1), as on a laptop CPU."""
+    return train.run(config, workdir, devices=jax.devices()[:1])
 
 
 def deterministic(records):
@@ -61,7 +67,7 @@ def wait_for_step(process, workdir, step, timeout=300):
 
 
 def test_smoke_run_writes_metrics_checkpoints_and_an_export(tmp_path):
-    summary = train.run(smoke_config(), str(tmp_path))
+    summary = run_on_one_device(smoke_config(), str(tmp_path))
     assert summary["final_step"] == 4 and summary["stopped"] == "completed"
     records = metrics.read_metrics(str(tmp_path))
     assert [r["step"] for r in records][-4:] == [1, 2, 3, 4]
@@ -126,19 +132,21 @@ def test_a_misspelt_key_fails_before_training(tmp_path, capsys):
 
 
 def test_a_corrupt_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
-    train.run(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
+    run_on_one_device(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
     latest = tmp_path / "checkpoints" / "3"
     for path in (latest / "train_state").rglob("*"):
         if path.is_file():
             path.write_bytes(b"garbage")
     with pytest.raises(checkpointing.CheckpointError, match="checkpoints/3"):
-        train.run(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
+        run_on_one_device(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
 
 
 def test_a_checkpoint_from_another_config_is_refused(tmp_path):
-    train.run(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
+    run_on_one_device(smoke_config("steps=1", "eval.num_problems=0"), str(tmp_path))
     with pytest.raises(checkpointing.CheckpointError, match="config"):
-        train.run(smoke_config("steps=1", "eval.num_problems=0", "optim.lr=0.5"), str(tmp_path))
+        run_on_one_device(
+            smoke_config("steps=1", "eval.num_problems=0", "optim.lr=0.5"), str(tmp_path)
+        )
 
 
 @pytest.mark.slow
@@ -164,7 +172,7 @@ def test_a_checkpoint_from_another_config_is_refused(tmp_path):
     ],
 )
 def test_every_algorithm_runs_two_steps(tmp_path, overrides):
-    summary = train.run(smoke_config("eval.num_problems=0", *overrides), str(tmp_path))
+    summary = run_on_one_device(smoke_config("eval.num_problems=0", *overrides), str(tmp_path))
     assert summary["final_step"] == 4
     assert all(r.get("skipped_updates", 0) == 0 for r in metrics.read_metrics(str(tmp_path)))
 
@@ -175,7 +183,7 @@ def test_default_recipe_raises_held_out_accuracy(tmp_path):
     config = config_lib.load_config(
         DEFAULT, ["eval.num_problems=200", "logging.progress_bar=false"]
     )
-    summary = train.run(config, str(tmp_path))
+    summary = run_on_one_device(config, str(tmp_path))
     before, after = summary["eval_after_sft"]["pass@1"], summary["eval_final"]["pass@1"]
     assert after > before + 0.1, (before, after)
     rewards = [

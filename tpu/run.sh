@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Launch the same training command on every worker of the pod (multi-host SPMD launch).
-# Note: r1jax.train's loop is single-process today (see README, "What has not been run"); the
-# mesh, sharded params and data shards are multi-host ready and tested with two CPU processes.
-# Use a gs:// bucket as the workdir so every worker sees the same checkpoints.
+# Launch one training run over the whole pod: the same command on every worker (multi-host SPMD).
+# Each worker joins the job with jax.distributed.initialize() (--config.distributed.auto=true:
+# the TPU runtime tells every worker the coordinator, the process count and its own index), the
+# mesh spans every chip of the pod (mesh.data=-1 by default: pure data parallelism; pass e.g.
+# --config.mesh.fsdp=8 to shard params), each worker reads its own share of every batch, and
+# process 0 writes metrics and the export. The workdir must be a path every worker sees (a gs://
+# bucket, or a shared filesystem) so all workers write one set of checkpoints and resume from it.
+# Evaluation inside a multi-host run is not supported: keep eval.num_problems=0 (set below) and
+# evaluate the export with python -m r1jax.eval.
 # Usage: bash tpu/run.sh experiments/default.py gs://BUCKET/runs/NAME [--config.key=value ...]
 source "$(dirname "$0")/common.sh"
 if [[ $# -lt 2 ]]; then
@@ -11,6 +16,7 @@ if [[ $# -lt 2 ]]; then
 fi
 config="$1"; workdir="$2"; shift 2
 extra="$(printf ' %q' "$@")"
-on_all_workers "cd r1jax && nohup python3 -m r1jax.train --config '$config' --workdir '$workdir' $extra \
-  > \$HOME/r1jax-train.log 2>&1 &
+on_all_workers "cd r1jax && nohup python3 -m r1jax.train --config '$config' --workdir '$workdir' \
+  --config.distributed.auto=true --config.eval.num_problems=0 --config.logging.progress_bar=false \
+  $extra > \$HOME/r1jax-train.log 2>&1 &
   echo started on \$(hostname)"

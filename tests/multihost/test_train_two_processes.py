@@ -1,0 +1,94 @@
+"""``python -m r1jax.train`` as two processes joined by ``jax.distributed`` on localhost."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from r1jax import metrics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SMOKE = f"{REPO_ROOT / 'experiments' / 'default.py'}:smoke"
+TIMING = ("time/", "tokens_per_second", "mfu")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def _train_on_two_processes(out_dir: Path, *overrides: str) -> list[str]:
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    flags = [
+        f"--config.distributed.coordinator_address=localhost:{port}",
+        "--config.distributed.num_processes=2",
+        "--config.mesh.data=2",
+        "--config.mesh.fsdp=2",
+        "--config.mesh.tensor=2",
+        "--config.data.prompts_per_step=4",
+        "--config.sft.batch_size=4",
+        "--config.eval.num_problems=0",
+        "--config.objective.entropy_coef=0.01",
+        *[f"--config.{o}" for o in overrides],
+    ]
+    workers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tests.multihost.train_worker", str(out_dir), "--"),
+                *("--config", SMOKE, "--workdir", str(out_dir / "run")),
+                *flags,
+                f"--config.distributed.process_id={pid}",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for pid in range(2)
+    ]
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=400)[0])
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-4000:]
+    return outputs
+
+
+def _numbers(directory: Path) -> list[dict]:
+    return [
+        {k: v for k, v in record.items() if not k.startswith(TIMING)}
+        for record in metrics.read_metrics(str(directory))
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.multidevice
+def test_two_processes_train_agree_on_metrics_and_resume(tmp_path):
+    """2 SFT + 2 RL steps on a 2x2x2 mesh over two processes, then one more RL step resumed."""
+    outputs = _train_on_two_processes(tmp_path)
+    assert "over 2 process(es)" in outputs[0]
+    first, second = _numbers(tmp_path / "process_0"), _numbers(tmp_path / "process_1")
+    assert [r["step"] for r in first] == [1, 2, 3, 4]
+    assert first == second
+    assert all(r["loss"] == r["loss"] for r in first)  # finite, not NaN
+    # Process 0 alone writes the shared files; every process wrote its checkpoint shards.
+    run = tmp_path / "run"
+    assert (run / "export" / "model.safetensors").exists()
+    assert (run / "checkpoints" / "4").exists()
+
+    # A restart resumes both processes (each from its own data position) at step 4.
+    outputs = _train_on_two_processes(tmp_path, "steps=3")
+    assert "resumed" in outputs[0]
+    first, second = _numbers(tmp_path / "process_0"), _numbers(tmp_path / "process_1")
+    assert first[-1]["step"] == second[-1]["step"] == 5
+    assert first == second
