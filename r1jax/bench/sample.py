@@ -11,9 +11,16 @@ time of one whole `sample` call (prefill + decode, compiled), the best of ``--re
 Compile time is the first call minus a compiled call.
 
 Achieved FLOP/s uses `r1jax.models.flops_per_token` (matmul FLOPs, attention included, at each
-token's actual context length) over prefill and decode, as a fraction of this machine's matmul
-peak measured in the same run: a jitted ``N x N`` matmul in the benchmark dtype with float32
-accumulation, the best of several runs.
+token's actual context length; the prefill unembeds the last prompt position only) over prefill
+and decode, as a fraction of this machine's matmul peak measured in the same run: a jitted
+``N x N`` matmul in the benchmark dtype with float32 accumulation, the best of several runs.
+
+Decoding a few rows is bound by memory, not arithmetic: every step reads all the weights and the
+attended cache. So the run also measures the memory read bandwidth (a jitted float32
+matrix-vector product over ``--bandwidth-mib`` of data) and reports a roofline: per phase
+(the prefill, then each decode step) the larger of ``FLOPs / peak`` and ``bytes read /
+bandwidth``, summed over the call, against the measured time (bytes: every weight once plus the
+attended KV cache, per step).
 
 ``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
 transformers (float32, ``torch.set_num_threads`` = CPU cores) and times ``generate`` with its
@@ -30,9 +37,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.models import ModelConfig, flops_per_token, init_params, save_pretrained
+from r1jax.models import ModelConfig, flops_per_token, init_params, num_params, save_pretrained
 from r1jax.sampling.rollout import PromptBatch
-from r1jax.sampling.sampler import SamplingParams, sample
+from r1jax.sampling.sampler import SamplingParams, decode_plan, sample
 
 WORKLOADS = {  # model -> (prompts, samples per prompt, new tokens)
     "tiny": (8, 8, 128),
@@ -51,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, default=None, help="T (default per model)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls (best is kept)")
     parser.add_argument("--peak-size", type=int, default=2048, help="N of the peak matmul")
+    parser.add_argument(
+        "--bandwidth-mib", type=int, default=512, help="data read by the bandwidth probe"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -72,13 +82,61 @@ def measure_matmul_peak(dtype: str, size: int = 2048, repeats: int = 5) -> float
     return 2 * size**3 / _best_time(lambda: matmul(a, b), repeats)
 
 
+def measure_memory_bandwidth(mib: int = 512, repeats: int = 5) -> float:
+    """Bytes/s read by a jitted float32 ``[N, 1024] x [1024]`` product over ``mib`` MiB."""
+    rows = mib * 2**20 // (4 * 1024)
+    matrix = jnp.ones((rows, 1024), jnp.float32)
+    vector = jnp.ones((1024,), jnp.float32)
+    matvec = jax.jit(jnp.dot)
+    jax.block_until_ready(matvec(matrix, vector))
+    return matrix.nbytes / _best_time(lambda: matvec(matrix, vector), repeats)
+
+
+def _unembed_flops(config: ModelConfig) -> int:
+    return 2 * config.hidden_size * config.vocab_size
+
+
 def workload_flops(
     config: ModelConfig, prompts: int, samples: int, prompt_length: int, new_tokens: int
 ) -> int:
-    """Matmul FLOPs of one call: ``P`` prompts prefilled once, then ``B`` rows decoded."""
-    prefill = sum(flops_per_token(config, t + 1) for t in range(prompt_length)) * prompts
+    """Matmul FLOPs of one call: ``P`` prompts prefilled once (logits at the last position
+    only), then ``B`` rows decoded."""
+    prefill = sum(flops_per_token(config, t + 1) for t in range(prompt_length))
+    prefill -= (prompt_length - 1) * _unembed_flops(config)
     decode = sum(flops_per_token(config, prompt_length + t) for t in range(1, new_tokens))
-    return prefill + decode * prompts * samples
+    return prefill * prompts + decode * prompts * samples
+
+
+def roofline_seconds(
+    config: ModelConfig,
+    prompts: int,
+    samples: int,
+    prompt_length: int,
+    new_tokens: int,
+    *,
+    peak_flops: float,
+    bandwidth: float,
+) -> float:
+    """Lower bound on one call's time: per phase the larger of compute and memory time.
+
+    The prefill reads every weight once; decode step ``t`` (``1 .. T-1``) reads every weight and
+    the ``B`` rows' keys and values over the cache the sampler holds at that step (its segment's
+    length, `r1jax.sampling.sampler.decode_plan`).
+    """
+    itemsize = jnp.dtype(config.dtype).itemsize
+    weight_bytes = num_params(config) * jnp.dtype(config.param_dtype).itemsize
+    rows = prompts * samples
+    kv_bytes_per_slot = 2 * config.num_layers * config.num_kv_heads * config.head_dim * itemsize
+    prefill_flops = workload_flops(config, prompts, samples, prompt_length, 1)
+    seconds = max(prefill_flops / peak_flops, weight_bytes / bandwidth)
+    plan = decode_plan(SamplingParams(max_new_tokens=new_tokens))
+    for step in range(1, new_tokens):
+        segment_end = next(end for end in plan.segment_ends if step < end)
+        cache_slots = prompt_length + segment_end - 1
+        step_bytes = weight_bytes + rows * cache_slots * kv_bytes_per_slot
+        step_flops = rows * flops_per_token(config, prompt_length + step)
+        seconds += max(step_flops / peak_flops, step_bytes / bandwidth)
+    return seconds
 
 
 def _time_transformers(config, params, tokens: np.ndarray, samples: int, new_tokens: int) -> float:
@@ -122,6 +180,7 @@ def run(args: argparse.Namespace) -> dict:
     rows = prompts * samples
     config = ModelConfig.preset(args.model, dtype=args.dtype, param_dtype=args.dtype)
     peak = measure_matmul_peak(args.dtype, args.peak_size)
+    bandwidth = measure_memory_bandwidth(args.bandwidth_mib)
     params = init_params(config, jax.random.key(args.seed))
     rng = np.random.default_rng(args.seed)
     tokens = rng.integers(0, config.vocab_size, (prompts, prompt_length)).astype(np.int32)
@@ -141,6 +200,15 @@ def run(args: argparse.Namespace) -> dict:
     seconds = _best_time(call, args.repeats)
     tokens_per_second = rows * new_tokens / seconds
     flops = workload_flops(config, prompts, samples, prompt_length, new_tokens)
+    roofline = roofline_seconds(
+        config,
+        prompts,
+        samples,
+        prompt_length,
+        new_tokens,
+        peak_flops=peak,
+        bandwidth=bandwidth,
+    )
     results = {
         "model": args.model,
         "dtype": args.dtype,
@@ -155,6 +223,9 @@ def run(args: argparse.Namespace) -> dict:
         "flops_per_second": flops / seconds,
         "peak_flops_per_second": peak,
         "fraction_of_peak": flops / seconds / peak,
+        "memory_bandwidth_bytes_per_second": bandwidth,
+        "roofline_seconds": roofline,
+        "fraction_of_roofline": roofline / seconds,
         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
     if args.vs_transformers:
@@ -174,6 +245,10 @@ def run(args: argparse.Namespace) -> dict:
             f"  achieved     {results['flops_per_second'] / 1e9:12.1f} GFLOP/s = "
             f"{100 * results['fraction_of_peak']:.1f}% of measured {args.dtype} matmul peak "
             f"{peak / 1e9:.1f} GFLOP/s"
+        )
+        print(
+            f"  roofline     {roofline:12.3f} s per call (measured read bandwidth "
+            f"{bandwidth / 1e9:.1f} GB/s): {100 * results['fraction_of_roofline']:.1f}% of it"
         )
         if args.vs_transformers:
             print(

@@ -32,6 +32,8 @@ def test_tiny_sample_benchmark_reports_figures(capsys):
             "1",
             "--peak-size",
             "256",
+            "--bandwidth-mib",
+            "8",
         ]
     )
     results = sample_bench.run(args)
@@ -39,6 +41,8 @@ def test_tiny_sample_benchmark_reports_figures(capsys):
     for name in ("tokens_per_second", "flops_per_second", "peak_flops_per_second"):
         assert results[name] > 0
     assert results["fraction_of_peak"] > 0
+    assert results["memory_bandwidth_bytes_per_second"] > 0
+    assert results["fraction_of_roofline"] > 0
     assert "tok/s" in capsys.readouterr().out
 
 
@@ -60,6 +64,8 @@ def test_vs_transformers_reports_a_ratio():
             "1",
             "--peak-size",
             "128",
+            "--bandwidth-mib",
+            "8",
             "--vs-transformers",
             "--json",
         ]
@@ -71,6 +77,17 @@ def test_vs_transformers_reports_a_ratio():
 def test_workload_flops_counts_prefill_once_per_prompt():
     config = ModelConfig.preset("tiny")
     flops = sample_bench.workload_flops(config, prompts=2, samples=3, prompt_length=4, new_tokens=3)
-    prefill = 2 * sum(flops_per_token(config, t) for t in (1, 2, 3, 4))
+    unembed = 2 * config.hidden_size * config.vocab_size
+    prefill = 2 * (sum(flops_per_token(config, t) for t in (1, 2, 3, 4)) - 3 * unembed)
     decode = 6 * (flops_per_token(config, 5) + flops_per_token(config, 6))
     assert flops == prefill + decode
+
+
+def test_roofline_is_memory_bound_for_few_rows_and_compute_bound_for_many():
+    config = ModelConfig.preset("tiny")
+    slow_memory = sample_bench.roofline_seconds(config, 1, 1, 4, 3, peak_flops=1e15, bandwidth=1e6)
+    weight_bytes = 4 * sample_bench.num_params(config)
+    assert slow_memory >= 3 * weight_bytes / 1e6  # prefill and 2 decode steps read all weights
+    slow_compute = sample_bench.roofline_seconds(config, 2, 3, 4, 3, peak_flops=1e6, bandwidth=1e15)
+    flops = sample_bench.workload_flops(config, 2, 3, 4, 3)
+    assert slow_compute == pytest.approx(flops / 1e6, rel=1e-6)
