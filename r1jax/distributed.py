@@ -34,6 +34,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from r1jax import sharding as sharding_lib
+from r1jax.checkpointing import CheckpointError
 from r1jax.config import ConfigError
 
 
@@ -309,3 +310,65 @@ def barrier(name: str) -> None:
     """Waits until every process reaches the barrier called ``name`` (no-op for one)."""
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(name)
+
+
+def check_layout(
+    config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    rules: sharding_lib.ShardingRules,
+    *,
+    sft: bool,
+) -> None:
+    """ConfigError unless the trainer's batches split over the data-parallel axes and processes.
+
+    The RL batch has ``data.prompts_per_step * sampling.group_size`` rows, the supervised one
+    ``sft.batch_size`` (checked when ``sft``); each process reads an equal share of the prompts.
+    Evaluation inside a multi-process run is refused (`r1jax.evaluate` reads the sampled rows
+    on one host).
+    """
+    processes = jax.process_count()
+    prompts = config.data.prompts_per_step
+    rows = prompts * config.sampling.group_size
+    check_batch_rows(rows, "data.prompts_per_step * sampling.group_size", mesh, rules)
+    if prompts % processes:
+        raise ConfigError(
+            f"data.prompts_per_step={prompts} does not split over {processes} processes"
+        )
+    if sft:
+        check_batch_rows(config.sft.batch_size, "sft.batch_size", mesh, rules)
+    if processes > 1 and config.eval.num_problems:
+        raise ConfigError(
+            f"eval.num_problems={config.eval.num_problems}: evaluation inside a run with "
+            f"{processes} processes is not supported (r1jax.evaluate reads the sampled rows on "
+            "one host); set eval.num_problems=0 and run python -m r1jax.eval on the export"
+        )
+
+
+def quiet(*args: Any, **kwargs: Any) -> None:
+    """A ``print`` that prints nothing (processes other than 0 use it for progress lines)."""
+    del args, kwargs
+
+
+def per_process(state: Any) -> Any:
+    """A host-side state to checkpoint: itself with one process, else every process's (a list).
+
+    Every process must call it (it gathers).
+    """
+    return state if jax.process_count() == 1 else gather_objects(state)
+
+
+def this_process(saved: Any, where: str) -> Any:
+    """This process's entry of a `per_process` value read back from a checkpoint.
+
+    Raises:
+      CheckpointError: the checkpoint was written by another number of processes (``where``
+        names it), so the per-process data positions cannot be resumed.
+    """
+    processes = jax.process_count()
+    saved_by = len(saved) if isinstance(saved, list) else 1
+    if saved_by != processes:
+        raise CheckpointError(
+            f"{where}: its data positions were written by {saved_by} process(es), this run has "
+            f"{processes}; resume with {saved_by} process(es)"
+        )
+    return saved[jax.process_index()] if isinstance(saved, list) else saved

@@ -458,47 +458,16 @@ def _take_rows(rollout: Rollout, rows: np.ndarray) -> Rollout:
 
 class _Run:
     """The state of one `run` call that the step functions share: settings, the mesh and the
-    compiled programs (one per `UpdateConfig`)."""
+    compiled programs (`update.CompiledSteps`)."""
 
     def __init__(self, config, workdir, mesh, rules, task, tokenizer, model_config, prompt_fn):
         self.config, self.workdir, self.mesh, self.rules = config, workdir, mesh, rules
         self.task, self.tokenizer, self.model_config = task, tokenizer, model_config
-        self.prompt_fn, self.pool = prompt_fn, None
+        self.prompt_fn, self.pool, self.steps = prompt_fn, None, None
         self.stop_ids, self.stop_sequences = _stop_settings(config, tokenizer)
         self.root_key = jax.random.key(config.seed)
         self.timer = metrics.Timer()
         self.rows = distributed.row_sharding(mesh, rules)
-        self.policy_sharding = param_shardings(model_config, mesh, rules)
-        self.state_sharding = None  # set once the train state's structure is known
-        self._programs = {}
-
-    def _program(self, kind: str, update_config: update.UpdateConfig):
-        key = (kind, update_config)
-        if key not in self._programs:
-            if kind == "update":
-                program = update.compile_update_step(update_config, self.state_sharding, self.rows)
-            elif kind == "reference":
-                program = update.compile_reference_logprobs(
-                    update_config, self.policy_sharding, self.rows
-                )
-            else:
-                program = update.compile_init_train_state(update_config, self.state_sharding)
-            self._programs[key] = program
-        return self._programs[key]
-
-    def init_state(self, policy, update_config) -> update.TrainState:
-        """A fresh train state in its shardings (``policy`` is donated)."""
-        with jax.set_mesh(self.mesh):
-            return self._program("init", update_config)(policy)
-
-    def update(self, state, batch, update_config):
-        """One compiled update step (the state donated, the batch a sharded `UpdateBatch`)."""
-        with jax.set_mesh(self.mesh):
-            return self._program("update", update_config)(state, batch)
-
-    def reference_logprobs(self, reference, batch, update_config) -> jax.Array:
-        with jax.set_mesh(self.mesh):
-            return self._program("reference", update_config)(reference, batch)
 
     def put_batch(self, batch: update.UpdateBatch) -> update.UpdateBatch:
         """A host `UpdateBatch` of the global rows -> rows sharded over the batch axes."""
@@ -596,7 +565,7 @@ def _rl_step(run: _Run, state, prompt_iterator, rl_step: int, global_step: int, 
         if update_config.uses_reference and not dynamic.enabled:
             # The device computes the reference log-probs while the workers verify.
             unverified = run.put_batch(update.UpdateBatch.from_rollout(rollout, xp=np))
-            reference = run.reference_logprobs(state.reference, unverified, update_config)
+            reference = run.steps.reference(state.reference, unverified, update_config)
         waited = time.perf_counter()
         verdicts = _gather_verdicts(handle.result())
         done = time.perf_counter()
@@ -645,7 +614,7 @@ def _rl_step(run: _Run, state, prompt_iterator, rl_step: int, global_step: int, 
     batch = run.put_batch(update.UpdateBatch.from_rollout(rollout, correct, well_formed, xp=np))
     batch = dataclasses.replace(batch, reference_logprobs=reference)
     with run.timer.section("update"):
-        state, device_metrics = run.update(state, batch, update_config)
+        state, device_metrics = run.steps.update(state, batch, update_config)
         streak = int(state.nonfinite_streak)
     host = _host_metrics(rollout, kept_texts, kept_verdicts, config)
     host["time/verify_total"] = verify_total
@@ -678,7 +647,7 @@ def _sft_step(run: _Run, state, sft_iterator, update_config):
     local = update.UpdateBatch.from_sft(tokens, loss_mask, batch.lengths, xp=np)
     update_batch = distributed.put_local_rows(local, run.rows)
     with run.timer.section("update"):
-        state, device_metrics = run.update(state, update_batch, update_config)
+        state, device_metrics = run.steps.update(state, update_batch, update_config)
         streak = int(state.nonfinite_streak)
     if streak >= run.config.max_nonfinite_in_a_row:
         raise TrainingError(
@@ -729,30 +698,6 @@ def _evaluate(run: _Run, params, label: str, step: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- run
 
 
-def _check_layout(config, mesh, rules, sft_steps: int) -> None:
-    """ConfigError unless every batch splits over the data-parallel axes and the processes."""
-    processes = jax.process_count()
-    distributed.check_batch_rows(
-        config.data.prompts_per_step * config.sampling.group_size,
-        "data.prompts_per_step * sampling.group_size",
-        mesh,
-        rules,
-    )
-    if config.data.prompts_per_step % processes:
-        raise config_lib.ConfigError(
-            f"data.prompts_per_step={config.data.prompts_per_step} does not split over "
-            f"{processes} processes"
-        )
-    if sft_steps:
-        distributed.check_batch_rows(config.sft.batch_size, "sft.batch_size", mesh, rules)
-    if processes > 1 and config.eval.num_problems:
-        raise config_lib.ConfigError(
-            f"eval.num_problems={config.eval.num_problems}: evaluation inside a run with "
-            f"{processes} processes is not supported (r1jax.evaluate reads the sampled rows on "
-            "one host); set eval.num_problems=0 and run python -m r1jax.eval on the export"
-        )
-
-
 def run(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -783,7 +728,7 @@ def run(
     """
     distributed.initialize(config.distributed)
     main_process = distributed.is_main_process()
-    log = print if main_process else _quiet
+    log = print if main_process else distributed.quiet
     workdir = os.path.abspath(os.fspath(workdir))
     os.makedirs(workdir, exist_ok=True)
     if main_process:
@@ -792,7 +737,7 @@ def run(
     mesh = distributed.mesh_from_config(config, devices)
     rules = distributed.rules_from_config(config, mesh)
     sft_steps = config.sft.steps if config.sft.mode == "warmup" else 0
-    _check_layout(config, mesh, rules, sft_steps)
+    distributed.check_layout(config, mesh, rules, sft=bool(sft_steps))
     tokenizer = _load_tokenizer(config, workdir, task)
     init_key = jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM)
     model_config, params = _load_model(config, tokenizer, init_key, mesh, rules)
@@ -818,8 +763,9 @@ def run(
     abstract_state = jax.eval_shape(
         functools.partial(update.init_train_state, config=shape_config), params
     )
-    run_state.state_sharding = update.state_shardings(abstract_state, run_state.policy_sharding)
-    state = run_state.init_state(params, shape_config)
+    policy_sharding = param_shardings(model_config, mesh, rules)
+    run_state.steps = update.CompiledSteps(mesh, policy_sharding, run_state.rows, abstract_state)
+    state = run_state.steps.init(params, shape_config)
     del params  # donated to the state
     prompt_iterator = _prompt_iterator(config, task, tokenizer, prompt_fn)
     sft_iterator = _sft_iterator(config, task, tokenizer, prompt_fn) if sft_steps else None
@@ -841,9 +787,10 @@ def run(
     if restored is not None:
         start, tree, host_state = restored
         state = _state_from_tree(tree)
-        prompt_iterator.set_state(_process_state(host_state, "prompt_data", workdir, start))
+        where = f"checkpoint {workdir}/checkpoints/{start}"
+        prompt_iterator.set_state(distributed.this_process(host_state["prompt_data"], where))
         if sft_iterator is not None and host_state.get("sft_data") is not None:
-            sft_iterator.set_state(_process_state(host_state, "sft_data", workdir, start))
+            sft_iterator.set_state(distributed.this_process(host_state["sft_data"], where))
         summary.update(host_state.get("summary", {}))
         log(f"r1jax: resumed {workdir} at step {start}", flush=True)
 
@@ -881,8 +828,10 @@ def run(
             "phase": "sft" if step < sft_steps else "rl",
             "context_stage": _context_stage(config, max(step - sft_steps, 0))[0],
             "seed": config.seed,
-            "prompt_data": _gather_state(prompt_iterator.get_state()),
-            "sft_data": None if sft_iterator is None else _gather_state(sft_iterator.get_state()),
+            "prompt_data": distributed.per_process(prompt_iterator.get_state()),
+            "sft_data": None
+            if sft_iterator is None
+            else distributed.per_process(sft_iterator.get_state()),
             "summary": {k: v for k, v in summary.items() if k.startswith("eval")},
         }
 
@@ -917,7 +866,7 @@ def run(
                 else:
                     if step == sft_steps and sft_steps:
                         # Warm start done: fresh optimizer, reference = the warm-started policy.
-                        state = run_state.init_state(state.policy, shape_config)
+                        state = run_state.steps.init(state.policy, shape_config)
                         if config.eval.num_problems:
                             summary["eval_after_sft"] = _eval_and_log(
                                 run_state, state.policy, "eval after SFT", step, writer
@@ -1004,29 +953,6 @@ def run(
     return summary
 
 
-def _quiet(*args, **kwargs) -> None:
-    """``print`` on processes other than 0."""
-    del args, kwargs
-
-
-def _gather_state(state: Any) -> Any:
-    """A data iterator's state; with several processes, the list of every process's."""
-    return state if jax.process_count() == 1 else distributed.gather_objects(state)
-
-
-def _process_state(host_state: dict, name: str, workdir: str, step: int) -> Any:
-    """This process's data iterator state out of a checkpoint's host state."""
-    value = host_state[name]
-    processes = jax.process_count()
-    saved = len(value) if isinstance(value, list) else 1
-    if saved != processes:
-        raise checkpointing.CheckpointError(
-            f"checkpoint {workdir}/checkpoints/{step}: {name} was written by {saved} "
-            f"process(es), this run has {processes}; the data order cannot be resumed"
-        )
-    return value[jax.process_index()] if isinstance(value, list) else value
-
-
 def _maybe_reset_reference(
     config, state: update.TrainState, rl_step: int, run
 ) -> update.TrainState:
@@ -1036,7 +962,7 @@ def _maybe_reset_reference(
         return state
     if rl_step and rl_step % every == 0:
         copy = jax.tree.map(jnp.copy, state.policy)
-        return state.replace(reference=jax.device_put(copy, run.policy_sharding))
+        return state.replace(reference=jax.device_put(copy, run.steps.policy_sharding))
     return state
 
 

@@ -898,3 +898,54 @@ def state_shardings(state: TrainState, policy_sharding: Any) -> TrainState:
         nonfinite_streak=replicated,
         nonfinite_total=replicated,
     )
+
+
+class CompiledSteps:
+    """The compiled programs of one run on one mesh, one set per `UpdateConfig` (cached).
+
+    `init` creates a `TrainState` in its shardings, `update` runs `update_step_fn` (state
+    donated), `reference` computes reference log-probs; each runs under ``jax.set_mesh(mesh)``
+    so the model's activation constraints apply. With a 1x1x1 mesh they are the single-device
+    programs.
+
+    Args:
+      mesh: the device mesh.
+      policy_sharding: the params' shardings (`r1jax.models.param_shardings`).
+      rows_sharding: the sharding of every `UpdateBatch` leaf (rows over the batch axes).
+      abstract_state: a (possibly abstract) `TrainState` of the run, for its structure.
+    """
+
+    def __init__(self, mesh, policy_sharding: Any, rows_sharding: Any, abstract_state: TrainState):
+        self.mesh, self.policy_sharding, self.rows_sharding = mesh, policy_sharding, rows_sharding
+        self.state_sharding = state_shardings(abstract_state, policy_sharding)
+        self._programs: dict[tuple[str, UpdateConfig], Any] = {}
+
+    def _program(self, kind: str, config: UpdateConfig) -> Any:
+        if (kind, config) not in self._programs:
+            if kind == "init":
+                program = compile_init_train_state(config, self.state_sharding)
+            elif kind == "update":
+                program = compile_update_step(config, self.state_sharding, self.rows_sharding)
+            else:
+                program = compile_reference_logprobs(
+                    config, self.policy_sharding, self.rows_sharding
+                )
+            self._programs[(kind, config)] = program
+        return self._programs[(kind, config)]
+
+    def init(self, policy: Any, config: UpdateConfig) -> TrainState:
+        """A fresh state at step 0 in its shardings; ``policy`` is donated."""
+        with jax.set_mesh(self.mesh):
+            return self._program("init", config)(policy)
+
+    def update(
+        self, state: TrainState, batch: UpdateBatch, config: UpdateConfig
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One update step: ``(new state, replicated metrics)``; ``state`` is donated."""
+        with jax.set_mesh(self.mesh):
+            return self._program("update", config)(state, batch)
+
+    def reference(self, reference: Any, batch: UpdateBatch, config: UpdateConfig) -> jax.Array:
+        """``[B, T]`` reference log-probs in the rows' sharding."""
+        with jax.set_mesh(self.mesh):
+            return self._program("reference", config)(reference, batch)

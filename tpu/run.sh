@@ -4,11 +4,13 @@
 # the TPU runtime tells every worker the coordinator, the process count and its own index), the
 # mesh spans every chip of the pod (mesh.data=-1 by default: pure data parallelism; pass e.g.
 # --config.mesh.fsdp=8 to shard params), each worker reads its own share of every batch, and
-# process 0 writes metrics and the export. The workdir must be a path every worker sees (a gs://
-# bucket, or a shared filesystem) so all workers write one set of checkpoints and resume from it.
+# process 0 writes metrics and the export. The workdir must be a directory every worker sees at
+# the same path (a gcsfuse mount of a bucket, NFS/Filestore): all workers write one set of
+# checkpoints and resume from it. (A gs:// URL does not work: metrics, the tokenizer and the
+# summary are written with plain file I/O.)
 # Evaluation inside a multi-host run is not supported: keep eval.num_problems=0 (set below) and
 # evaluate the export with python -m r1jax.eval.
-# Usage: bash tpu/run.sh experiments/default.py gs://BUCKET/runs/NAME [--config.key=value ...]
+# Usage: bash tpu/run.sh experiments/default.py /mnt/BUCKET/runs/NAME [--config.key=value ...]
 source "$(dirname "$0")/common.sh"
 if [[ $# -lt 2 ]]; then
   echo "usage: bash tpu/run.sh EXPERIMENT.py[:preset] WORKDIR [--config.key=value ...]" >&2
