@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from r1jax import eval_metrics
+from r1jax.config import ConfigError
 from r1jax.data import padding
 from r1jax.sampling import budget_forcing as budget_lib
 from r1jax.sampling import sampler as sampler_lib
@@ -73,15 +74,19 @@ class EvalSettings:
 BUDGET_FORCING_MODES = ("none", "cap", "extend")
 
 
-def _section_value(section: Any, name: str) -> Any:
+def _section_value(section: Any, name: str, section_name: str) -> Any:
     try:
         return section[name]
     except (KeyError, AttributeError) as error:
-        raise ValueError(f"budget forcing settings lack the key {name!r}") from error
+        raise ConfigError(f"{section_name} lacks the key {name!r}") from error
 
 
 def budget_forcing_from_config(
-    section: Mapping[str, Any] | Any, tokenizer: Any, *, max_new_tokens: int
+    section: Mapping[str, Any] | Any,
+    tokenizer: Any,
+    *,
+    max_new_tokens: int,
+    section_name: str = "eval.budget_forcing",
 ) -> budget_lib.BudgetForcing | None:
     """`BudgetForcing` token settings from a ``budget_forcing`` config section, or None.
 
@@ -94,7 +99,7 @@ def budget_forcing_from_config(
     merged across its boundary is not seen; a tokenizer with ``</think>`` as one added token
     avoids this).
 
-    The auto budget follows s1's ``max_gen_toks - len(end + "\nFinal Answer:") - 100`` over
+    The auto budget follows s1's ``max_gen_toks - len(end + "\\nFinal Answer:") - 100`` over
     the completion alone: ``max_new_tokens - len(end_of_thinking ids) - len(answer_prefix ids)
     - answer_reserve``, so the whole completion fits ``max_new_tokens``. An explicit
     ``thinking_budget`` may make the completion longer than ``max_new_tokens`` (its length is
@@ -105,13 +110,15 @@ def budget_forcing_from_config(
       section: a ``ConfigDict`` or mapping with the keys above.
       tokenizer: encodes the strings (``encode(text) -> list[int]``).
       max_new_tokens: the completion cap that the auto budget divides.
+      section_name: the section's config path, for error messages.
 
     Returns:
       None when ``mode`` is ``none``, else the settings.
 
     Raises:
-      ValueError: an unknown mode, an empty end-of-thinking or ignore string, or an auto budget
-        that leaves no thinking tokens; the message names the key.
+      r1jax.config.ConfigError: (a ``ValueError``) an unknown mode, an empty end-of-thinking or
+        ignore string, or an auto budget that leaves no thinking tokens; the message names the
+        key.
 
     Example:
       >>> class Chars:
@@ -123,37 +130,39 @@ def budget_forcing_from_config(
       >>> bf.max_thinking_tokens, bf.max_answer_tokens, bf.num_ignores, bf.completion_length
       (50, 10, 0, 64)
     """
-    mode = _section_value(section, "mode")
+    mode = _section_value(section, "mode", section_name)
     if mode not in BUDGET_FORCING_MODES:
-        raise ValueError(f"budget_forcing.mode={mode!r}; expected one of {BUDGET_FORCING_MODES}")
+        raise ConfigError(f"{section_name}.mode={mode!r}; expected one of {BUDGET_FORCING_MODES}")
     if mode == "none":
         return None
-    end = tuple(tokenizer.encode(_section_value(section, "end_of_thinking")))
+    end = tuple(tokenizer.encode(_section_value(section, "end_of_thinking", section_name)))
     if not end:
-        raise ValueError("budget_forcing.end_of_thinking must not be empty")
-    prefix = tuple(tokenizer.encode(_section_value(section, "answer_prefix") or ""))
-    reserve = int(_section_value(section, "answer_reserve"))
+        raise ConfigError(f"{section_name}.end_of_thinking must not be empty")
+    prefix = tuple(tokenizer.encode(_section_value(section, "answer_prefix", section_name) or ""))
+    reserve = int(_section_value(section, "answer_reserve", section_name))
     if reserve < 1:
-        raise ValueError(f"budget_forcing.answer_reserve must be >= 1, got {reserve}")
-    budget = int(_section_value(section, "thinking_budget"))
+        raise ConfigError(f"{section_name}.answer_reserve must be >= 1, got {reserve}")
+    budget = int(_section_value(section, "thinking_budget", section_name))
     if budget < 0:
-        raise ValueError(f"budget_forcing.thinking_budget must be >= 0, got {budget}")
+        raise ConfigError(f"{section_name}.thinking_budget must be >= 0, got {budget}")
     if budget == 0:
         budget = max_new_tokens - len(end) - len(prefix) - reserve
         if budget < 1:
-            raise ValueError(
-                f"budget_forcing.thinking_budget=0 (auto) leaves {budget} thinking tokens: "
+            raise ConfigError(
+                f"{section_name}.thinking_budget=0 (auto) leaves {budget} thinking tokens: "
                 f"max_new_tokens={max_new_tokens} minus the end of thinking ({len(end)} ids), "
                 f"the answer prefix ({len(prefix)} ids) and answer_reserve={reserve}"
             )
     num_ignores, ignore = 0, ()
     if mode == "extend":
-        num_ignores = int(_section_value(section, "num_ignore"))
+        num_ignores = int(_section_value(section, "num_ignore", section_name))
         if num_ignores < 0:
-            raise ValueError(f"budget_forcing.num_ignore must be >= 0, got {num_ignores}")
-        ignore = tuple(tokenizer.encode(_section_value(section, "ignore_string") or ""))
+            raise ConfigError(f"{section_name}.num_ignore must be >= 0, got {num_ignores}")
+        ignore = tuple(
+            tokenizer.encode(_section_value(section, "ignore_string", section_name) or "")
+        )
         if num_ignores and not ignore:
-            raise ValueError("budget_forcing.ignore_string must not be empty in extend mode")
+            raise ConfigError(f"{section_name}.ignore_string must not be empty in extend mode")
     return budget_lib.BudgetForcing(
         end_of_thinking=end,
         max_thinking_tokens=budget,
