@@ -113,8 +113,8 @@ def attend(
 
     Args:
       q: ``[B, S, H, Dh]`` queries (after RoPE).
-      keys: ``[B, K, T, Dh]`` head-major keys (after RoPE); ``T`` is ``S`` or the attended
-        cache length.
+      keys: ``[B, K, Dh, T]`` head-major keys (after RoPE), the cache's layout; ``T`` is ``S``
+        or the attended cache length.
       values: ``[B, K, T, Dh]``.
       mask: ``[B, S, T]`` bool, True where query ``s`` may attend key ``t``.
       dtype: compute dtype of the two matmuls (scores and softmax stay float32).
@@ -128,7 +128,7 @@ def attend(
         return _attend_one_query(q, keys, values, mask, dtype)
     q = q.reshape(batch, length, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B,S,K,G,Dh]
     scores = jnp.einsum(
-        "bskgd,bktd->bkgst", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
+        "bskgd,bkdt->bkgst", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
     )  # [B, K, G, S, T]
     scores = scores * np.float32(head_dim**-0.5)
     scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
@@ -147,15 +147,15 @@ def _attend_one_query(
 ) -> jax.Array:
     """`attend` for one query per row (a decode step).
 
-    Both products are batched over ``(B, K)`` and read the head-major cache's contiguous
-    ``[T, Dh]`` blocks as they are: ``[G, Dh] x [Dh, T]`` scores, ``[G, T] x [T, Dh]`` output.
-    The ``G`` query heads of a KV head share one pass over its keys and values.
+    Both products are batched over ``(B, K)`` and read the cache's blocks as they lie:
+    ``[G, Dh] x [Dh, T]`` scores, ``[G, T] x [T, Dh]`` output. The ``G`` query heads of a KV
+    head share one pass over its keys and values.
     """
     batch, _, num_heads, head_dim = q.shape
     num_kv_heads = keys.shape[1]
     q = q.reshape(batch, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B, K, G, Dh]
     scores = jnp.einsum(
-        "bkgd,bktd->bkgt", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
+        "bkgd,bkdt->bkgt", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
     )  # [B, K, G, T]
     scores = scores * np.float32(head_dim**-0.5)
     scores = jnp.where(mask[:, :, None, :], scores, MASK_VALUE)
@@ -234,7 +234,7 @@ class Attention(nn.Module):
           cos: ``[B, S, Dh/2]`` float32 RoPE cosines.
           sin: ``[B, S, Dh/2]`` float32 RoPE sines.
           mask: ``[B, S, S]`` without a cache, ``[B, S, A]`` with one (``A`` attended slots).
-          layer_cache: this layer's ``([B, K, Smax, Dh], [B, K, Smax, Dh])`` buffers, or None.
+          layer_cache: this layer's ``([B, K, Dh, Smax], [B, K, Smax, Dh])`` buffers, or None.
           end: ``[]`` int32, the first slot to write (with a cache).
 
         Returns:
@@ -256,18 +256,19 @@ class Attention(nn.Module):
         )
         values = constrain(values, ("batch", "seq", "kv_heads", "head_dim"), self.rules)
 
-        keys = keys.transpose(0, 2, 1, 3)  # [B, K, S, Dh]
+        keys = keys.transpose(0, 2, 3, 1)  # [B, K, Dh, S]
         values = values.transpose(0, 2, 1, 3)  # [B, K, S, Dh]
         if layer_cache is not None:
             cache_keys, cache_values = layer_cache
-            start = (0, 0, end, 0)
-            cache_keys = lax.dynamic_update_slice(cache_keys, keys.astype(cache_keys.dtype), start)
+            cache_keys = lax.dynamic_update_slice(
+                cache_keys, keys.astype(cache_keys.dtype), (0, 0, 0, end)
+            )
             cache_values = lax.dynamic_update_slice(
-                cache_values, values.astype(cache_values.dtype), start
+                cache_values, values.astype(cache_values.dtype), (0, 0, end, 0)
             )
             layer_cache = (cache_keys, cache_values)
-            length = cache_keys.shape[2] if self.attend_length is None else self.attend_length
-            keys = lax.slice_in_dim(cache_keys, 0, length, axis=2)  # [B, K, A, Dh]
+            length = cache_keys.shape[3] if self.attend_length is None else self.attend_length
+            keys = lax.slice_in_dim(cache_keys, 0, length, axis=3)  # [B, K, Dh, A]
             values = lax.slice_in_dim(cache_values, 0, length, axis=2)  # [B, K, A, Dh]
 
         out = attend(q, keys, values, mask, cfg.compute_dtype)  # [B, S, H, Dh]

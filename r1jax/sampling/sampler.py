@@ -6,7 +6,7 @@ jitted programs:
 1. **Prefill** (``P`` rows): a forward of the left-padded ``[P, Tp]`` prompts on an empty
    ``Tp``-slot cache, logits at the last position only. Each prompt is prefilled once; its
    last-position logits are repeated to its ``G`` sample rows (``B = P * G``) and token 0 of
-   every row is drawn from them. The ``[P, K, Tp, Dh]`` prompt cache is handed to decode.
+   every row is drawn from them. The ``P``-row, ``Tp``-slot prompt cache is handed to decode.
 2. **Decode** (``B`` rows, the state donated so its buffers are reused for the `Rollout`):
    the prompt cache is repeated to the ``B`` rows once, then step ``t`` feeds token ``t - 1``
    into slot ``Tp + t - 1`` and draws token ``t``. Sampling, stop detection and the output
@@ -228,8 +228,8 @@ def _constrain_cache(cache: KVCache, rules: sharding_lib.ShardingRules | None) -
 
     return dataclasses.replace(
         cache,
-        keys=tuple(constrain(k, KVCache.KV_AXES) for k in cache.keys),
-        values=tuple(constrain(v, KVCache.KV_AXES) for v in cache.values),
+        keys=tuple(constrain(k, KVCache.KEY_AXES) for k in cache.keys),
+        values=tuple(constrain(v, KVCache.VALUE_AXES) for v in cache.values),
         valid=constrain(cache.valid, KVCache.VALID_AXES),
     )
 
@@ -241,7 +241,7 @@ def _broadcast_prompt_cache(
     cache_length: int,
     rules: sharding_lib.ShardingRules | None,
 ) -> KVCache:
-    """Repeats a ``[P, K, Tp, Dh]`` prefilled cache to ``B = P * G`` rows of ``cache_length``."""
+    """Repeats a ``P``-row prefilled cache to ``B = P * G`` rows of ``cache_length`` slots."""
     prompts, width = prompt_cache.valid.shape
     dtype = prompt_cache.keys[0].dtype
     cache = KVCache.init(config, prompts * group_size, cache_length, dtype=dtype)
@@ -269,13 +269,15 @@ def _grow_cache(
     if extra == 0:
         return cache
 
-    def pad(buffer):  # [B, K, S, Dh]
-        return jnp.pad(buffer, ((0, 0), (0, 0), (0, extra), (0, 0)))
+    def pad(buffer, axis):
+        widths = [(0, 0)] * buffer.ndim
+        widths[axis] = (0, extra)
+        return jnp.pad(buffer, widths)
 
     cache = dataclasses.replace(
         cache,
-        keys=tuple(pad(b) for b in cache.keys),
-        values=tuple(pad(b) for b in cache.values),
+        keys=tuple(pad(b, 3) for b in cache.keys),  # [B, K, Dh, S]
+        values=tuple(pad(b, 2) for b in cache.values),  # [B, K, S, Dh]
         valid=jnp.pad(cache.valid, ((0, 0), (0, extra))),
     )
     return _constrain_cache(cache, rules)
@@ -368,7 +370,7 @@ def _prefill(
     """Prefills ``[P, Tp]`` prompts once and draws token 0 of each of the ``B`` rows.
 
     Returns:
-      The ``B``-row `DecodeState` after token 0 and the ``[P, K, Tp, Dh]`` prompt cache.
+      The ``B``-row `DecodeState` after token 0 and the ``P``-row, ``Tp``-slot prompt cache.
     """
     prompts, width = prompt_tokens.shape
     group = plan.group_size

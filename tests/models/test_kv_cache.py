@@ -30,13 +30,15 @@ jit_forward = jax.jit(
 def test_init_shapes_and_logical_axes():
     cache = KVCache.init(CONFIG, batch_size=3, max_length=10, dtype="bfloat16")
     assert len(cache.keys) == len(cache.values) == 2
-    chex.assert_shape(list(cache.keys) + list(cache.values), (3, 2, 10, 8))
+    chex.assert_shape(list(cache.keys), (3, 2, 8, 10))
+    chex.assert_shape(list(cache.values), (3, 2, 10, 8))
     assert cache.keys[0].dtype == jnp.bfloat16
     assert cache.valid.dtype == jnp.bool_ and not cache.valid.any()
     assert cache.end.dtype == jnp.int32 and int(cache.end) == 0
     assert (cache.batch_size, cache.max_length) == (3, 10)
     axes = KVCache.logical_axes(CONFIG)
-    assert axes["keys"][1] == ("batch", "kv_heads", "cache_seq", "head_dim")
+    assert axes["keys"][1] == ("batch", "kv_heads", "head_dim", "cache_seq")
+    assert axes["values"][1] == ("batch", "kv_heads", "cache_seq", "head_dim")
     assert len(jax.tree.leaves(cache)) == 2 * 2 + 2
 
 
