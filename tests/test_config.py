@@ -242,3 +242,20 @@ def test_to_dataclass_is_hashable_and_checks_fields():
 
     with pytest.raises(config_lib.ConfigError, match="not_a_key"):
         config_lib.to_dataclass(Missing, cfg.sampling)
+
+
+def test_the_device_layout_may_change_between_a_checkpoint_and_its_resume():
+    moved = config_lib.parse_command_line(
+        [
+            "--config.mesh.fsdp=4",
+            "--config.sharding.kv_heads=()",
+            "--config.distributed.coordinator_address=host0:1234",
+            "--config.distributed.num_processes=2",
+            "--config.distributed.process_id=1",
+            "--workdir",
+            "w",
+        ]
+    ).config
+    assert moved.distributed.num_processes == 2 and moved.distributed.process_id == 1
+    assert moved.sharding.kv_heads == ()
+    assert config_lib.config_hash(moved) == config_lib.config_hash(config_lib.base_config())
