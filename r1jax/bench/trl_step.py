@@ -162,6 +162,23 @@ def _tokenizer(vocab_size: int) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS_TOKEN, pad_token="t0")
 
 
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set size.
+
+    On Linux, ``VmHWM`` of ``/proc/self/status``: ``ru_maxrss`` would carry over the parent's
+    peak across ``fork`` + ``exec``, so the child would report r1jax's memory.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # "VmHWM:  123456 kB"
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
 def run_trl(args: argparse.Namespace) -> dict:
     """Runs ``--repeats + 1`` GRPO steps with TRL and returns their median timings.
 
@@ -275,7 +292,6 @@ def run_trl(args: argparse.Namespace) -> dict:
             f"TRL ran {len(totals)} steps and {len(generate_times)} generations, "
             f"expected {args.repeats + 1} of each"
         )
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux
     total = statistics.median(totals[1:])
     generated = statistics.median(generate_times[1:])
     return {
@@ -290,7 +306,7 @@ def run_trl(args: argparse.Namespace) -> dict:
             t - g for t, g in zip(totals[1:], generate_times[1:], strict=True)
         ),
         "first_step_seconds": totals[0],
-        "peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30,
+        "peak_memory_gib": _peak_rss_bytes() / 2**30,
         "completions_per_step": sorted({len(lengths) for lengths in lengths_per_step}),
         "completion_lengths": sorted({n for lengths in lengths_per_step for n in lengths}),
         "generation": {

@@ -1,8 +1,10 @@
 """Tests for the TRL side of the step benchmark (`r1jax.bench.trl_step`)."""
 
+import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 from r1jax.bench import trl_step
@@ -32,3 +34,11 @@ def test_prompt_ids_outside_the_vocabulary_are_a_clear_error():
             kl_coef=0.04,
             repeats=1,
         )
+
+
+def test_peak_rss_of_a_child_does_not_include_its_parents_peak():
+    ballast = np.ones(2**26)  # 512 MiB touched in this (parent) process
+    code = "from r1jax.bench.trl_step import _peak_rss_bytes; print(_peak_rss_bytes())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ballast.sum() > 0
+    assert int(child.stdout) < 256 * 2**20
