@@ -1,0 +1,45 @@
+"""Tests for r1jax/models/layers.py: the projection with its hand-written gradient."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from r1jax.models.layers import linear
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, num_in",
+    [
+        ((2, 3, 4), (4, 6), 1),  # narrow input: the input is transposed
+        ((2, 3, 6), (6, 4), 1),  # narrow output: the gradient is transposed
+        ((2, 3, 2, 4), (2, 4, 5), 2),  # two contracted dims (an output projection)
+    ],
+)
+def test_linear_gradients_equal_autodiff_of_a_plain_contraction(x_shape, w_shape, num_in):
+    kx, kw, kc = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, x_shape)
+    w = jax.random.normal(kw, w_shape)
+    cotangent = jax.random.normal(kc, x_shape[: len(x_shape) - num_in] + w_shape[num_in:])
+    dims = (tuple(range(len(x_shape) - num_in, len(x_shape))), tuple(range(num_in)))
+
+    def reference(x, w):
+        return jnp.sum(jax.lax.dot_general(x, w, (dims, ((), ()))) * cotangent)
+
+    def ours(x, w):
+        return jnp.sum(linear(x, w, num_in, jnp.float32) * cotangent)
+
+    np.testing.assert_allclose(ours(x, w), reference(x, w), rtol=1e-6)
+    for got, want in zip(jax.grad(ours, (0, 1))(x, w), jax.grad(reference, (0, 1))(x, w)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_in_bfloat16_keeps_float32_outputs_and_param_dtype_gradients():
+    x = jnp.ones((3, 4), jnp.float32)
+    w = jnp.full((4, 2), 0.5, jnp.float32)
+    out, grads = jax.value_and_grad(
+        lambda x, w: jnp.sum(linear(x, w, 1, jnp.bfloat16)), argnums=(0, 1)
+    )(x, w)
+    assert out.dtype == jnp.float32 and float(out) == 12.0
+    assert grads[0].dtype == grads[1].dtype == jnp.float32
+    np.testing.assert_array_equal(grads[1], np.full((4, 2), 3.0))
