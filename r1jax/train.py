@@ -6,9 +6,19 @@
 
 Each RL step draws ``P`` prompts, samples ``G`` completions per prompt with the KV-cache sampler,
 decodes them, submits them to the verifier pool (asynchronously: the reference log-probs are
-dispatched to the device while the workers verify), and runs `r1jax.update.update_step`, one
-compiled program that turns verdicts into rewards, advantages, a loss and an optimizer update.
-An optional supervised warm start (``sft.mode = "warmup"``) runs first through the same step.
+dispatched to the device while the workers verify), and runs `r1jax.update.update_step_fn`,
+one compiled program that turns verdicts into rewards, advantages, a loss and an optimizer
+update. An optional supervised warm start (``sft.mode = "warmup"``) runs first through the same
+step.
+
+Devices: the ``mesh.*`` sizes give a ``data x fsdp x tensor`` mesh over all devices of all
+processes (1x1x1 on one device). Params are created (or read from an HF checkpoint) directly in
+their shardings, the train state is created by a jit with declared out-shardings, and the step
+is `r1jax.update.CompiledSteps`: one ``jax.jit`` per stage config with declared in/out
+shardings and the state donated. Batch rows are split over the ``rules.batch`` axes, so
+``data.prompts_per_step * sampling.group_size`` (and ``sft.batch_size``) must divide by that
+data-parallel size. With several processes (``distributed.*``) each reads its share of every
+batch; `r1jax.distributed` describes how rows move between hosts and devices.
 
 Randomness: every stream folds the global step into the root key (``fold_in(key, step)``), so a
 resumed run draws exactly what an uninterrupted run would. Checkpoints (``checkpoint.every``)
@@ -1016,7 +1026,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         argv = ["--config", default_experiment(), "--workdir", workdir]
     cli = config_lib.parse_command_line(argv, prog="python -m r1jax.train")
     summary = run(cli.config, cli.workdir)
-    print(f"r1jax: done: {json.dumps(summary, default=str)}", flush=True)
+    if distributed.is_main_process():
+        print(f"r1jax: done: {json.dumps(summary, default=str)}", flush=True)
     return summary
 
 
