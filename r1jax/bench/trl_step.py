@@ -11,7 +11,8 @@ prompts of ``Tp`` token ids, ``G = --samples`` completions each, exactly ``T`` n
 and every token of the vocabulary can be sampled), temperature 1 with no top-k / top-p,
 ``loss_type="grpo"`` (sequence mean of token means, r1jax's default aggregation), a k3 KL term
 against a frozen reference without TRL's importance-sampling correction of the KL, AdamW
-(learning rate 1e-6, constant, no weight decay, global-norm clipping at 1), one optimizer update
+(torch's fused one, TRL's default; learning rate 1e-6, constant, no weight decay, global-norm
+clipping at 1), one optimizer update
 per ``P * G`` completions, float32, no gradient checkpointing unless ``--remat``. Prompts reach
 TRL as text: a word-level tokenizer maps token id ``i`` to the word ``t{i}``, so each prompt
 text tokenizes back to exactly its ids. The reward is the multiplication verifier on the
@@ -249,7 +250,7 @@ def run_trl(args: argparse.Namespace) -> dict:
             lr_scheduler_type="constant",
             weight_decay=0.0,
             max_grad_norm=1.0,
-            optim="adamw_torch",
+            optim="adamw_torch_fused",
             activation_checkpointing=args.remat,
             bf16=False,
             fp16=False,
@@ -321,6 +322,7 @@ def run_trl(args: argparse.Namespace) -> dict:
             "num_generations": config.num_generations,
             "beta": config.beta,
             "loss_type": config.loss_type,
+            "optim": str(config.optim),
             "activation_checkpointing": config.activation_checkpointing,
         },
     }
