@@ -12,10 +12,9 @@ and every token of the vocabulary can be sampled), temperature 1 with no top-k /
 ``loss_type="grpo"`` (sequence mean of token means, r1jax's default aggregation), a k3 KL term
 against a frozen reference without TRL's importance-sampling correction of the KL, AdamW
 (torch's fused one, TRL's default; learning rate 1e-6, constant, no weight decay, global-norm
-clipping at 1), one optimizer update
-per ``P * G`` completions, float32, no gradient checkpointing unless ``--remat``. Prompts reach
-TRL as text: a word-level tokenizer maps token id ``i`` to the word ``t{i}``, so each prompt
-text tokenizes back to exactly its ids. The reward is the multiplication verifier on the
+clipping at 1), one optimizer update per ``P * G`` completions, float32, no gradient
+checkpointing unless ``--remat``. Prompts reach TRL as text: a word-level tokenizer maps token
+id ``i`` to the word ``t{i}``, so each prompt text tokenizes back to exactly its ids. The reward is the multiplication verifier on the
 decoded completion (all zero for random weights, as on the r1jax side). Each step is timed
 from one ``on_step_end`` to the next (after one warm-up step), and generation separately.
 
