@@ -11,7 +11,8 @@ and `OptimizerConfig` (frozen, hashable: the static part of the step, so a chang
 2. reference log-probs under ``stop_gradient`` (skipped when ``kl_coef == 0``);
 3. shaped rewards from the verifier's ``is_correct`` / ``is_well_formed`` arrays (cosine length
    reward, soft overlong penalty, n-gram repetition penalty on token ids), all on device;
-4. advantages (group-relative, RLOO, or batch-whitened REINFORCE++) over the full batch;
+4. advantages (group-relative, RLOO, or batch-whitened REINFORCE++) over the full batch, with
+   a reward-placed KL per row or, for REINFORCE++, per token;
 5. the clipped surrogate (token or sequence-level ratio), the KL term and an entropy bonus,
    each reduced with an ``(numerator, denominator)`` aggregate whose denominator is taken over
    the full batch, so ``lax.scan`` over micro-batches gives exactly the full-batch gradient;
@@ -155,7 +156,9 @@ class UpdateConfig:
       kl_coef: ``β``; ``0`` means no reference model at all.
       kl_estimator: ``"k1"``, ``"k2"``, ``"k3"`` or ``"k3+"`` (k3 value, k2 gradient).
       kl_placement: ``"loss"`` (GRPO: ``β·KL`` aggregated like the policy loss) or ``"reward"``
-        (``−β·k1(π_old, π_ref)`` folded into the rewards before the advantages).
+        (``−β·k1(π_old, π_ref)`` folded into the rewards before the advantages: summed over
+        the row for the group and RLOO estimators, per token for REINFORCE++, whose returns
+        then carry ``−β·Σ_{k≥t} k1_k``).
       entropy_coef: weight of the entropy bonus (subtracted from the loss).
       temperature: sampling temperature; log-probs are taken under ``log_softmax(logits/τ)``.
       max_new_tokens: ``T`` of this context stage (length rewards, Dr. GRPO's ``C``).
@@ -170,7 +173,8 @@ class UpdateConfig:
       repetition_enabled: add the n-gram repetition penalty (``repetition_ngram_size``,
         ``repetition_penalty`` per token of a repeated n-gram, or only at its start with
         ``repetition_only_start``; summed over the completion into the sequence reward).
-      mask_truncated: DAPO's overlong filtering (truncated completions get no loss).
+      mask_truncated: DAPO's overlong filtering (truncated completions get no loss; their
+        rewards, reward-KL penalty and returns still enter the baselines and whitening).
       num_iterations: ``μ``, passes over the rollout (``π_old`` = the sampler's log-probs).
       minibatches_per_step: optimizer updates per pass; rows are split into this many
         mini-batches (each should hold whole groups for the per-mini-batch denominators).
@@ -514,7 +518,8 @@ def shaped_rewards(
     Args:
       batch: the rollout (verdicts, completion tokens and mask, truncation flags).
       config: reward settings.
-      reward_kl: ``[B]`` summed ``k1(π_old, π_ref)`` when the KL sits in the reward.
+      reward_kl: ``[B]`` ``k1(π_old, π_ref)`` summed over each row's sampled tokens when the
+        KL sits in the reward (the ``"kl"`` term is ``−β`` times it).
 
     Returns:
       A dict of ``[B]`` float32 arrays: ``"correctness"`` (cosine-shaped when enabled),
@@ -567,10 +572,40 @@ def shaped_rewards(
 
 
 def compute_advantages(
-    total_rewards: jax.Array, completion_mask: jax.Array, config: UpdateConfig
+    rewards: jax.Array,
+    completion_mask: jax.Array,
+    config: UpdateConfig,
+    *,
+    token_kl: jax.Array | None = None,
 ) -> jax.Array:
-    """``[B, T]`` advantages from ``[B]`` rewards, over the full batch (before any split)."""
+    """``[B, T]`` advantages from ``[B]`` rewards, over the full batch (before any split).
+
+    Args:
+      rewards: ``[B]`` outcome rewards, without any KL penalty.
+      completion_mask: ``[B, T]`` the tokens whose returns and whitening statistics count.
+      config: the estimator (``config.advantage``) and ``β = config.kl_coef``.
+      token_kl: ``[B, T]`` ``k1(π_old, π_ref)`` per sampled token (zero at padding) when the KL
+        sits in the reward, else None. The outcome estimators (group, RLOO) take the row reward
+        ``R − β·Σ_t k1_t``; REINFORCE++ takes the token rewards ``1[t = last]·R − β·k1_t``, so
+        the return ``G_t`` carries only the KL of tokens ``k ≥ t`` (ALGORITHMS.md §3.3, verl).
+
+    Returns:
+      ``[B, T]`` advantages, zero outside ``completion_mask``.
+    """
     mask = completion_mask.astype(bool)
+    if config.advantage in ("reinforce_pp", "reinforce_pp_baseline"):
+        baseline = config.advantage == "reinforce_pp_baseline"
+        token_advantages, _ = advantage_estimators.reinforce_pp_advantages(
+            rewards,
+            mask,
+            kl=token_kl,
+            kl_coef=config.kl_coef if token_kl is not None else 0.0,
+            group_size=config.group_size if baseline else None,
+        )  # [B, T]
+        return token_advantages
+    total_rewards = rewards
+    if token_kl is not None:
+        total_rewards = rewards + -config.kl_coef * jnp.sum(token_kl, axis=-1)  # [B]
     if config.advantage == "group":
         per_row = advantage_estimators.group_relative_advantages(
             total_rewards,
@@ -579,14 +614,8 @@ def compute_advantages(
             unbiased_std=config.std == "unbiased",
             eps=config.advantage_eps,
         )  # [B]
-    elif config.advantage == "rloo":
-        per_row = advantage_estimators.rloo_advantages(total_rewards, group_size=config.group_size)
     else:
-        baseline = config.advantage == "reinforce_pp_baseline"
-        token_advantages, _ = advantage_estimators.reinforce_pp_advantages(
-            total_rewards, mask, group_size=config.group_size if baseline else None
-        )  # [B, T]
-        return token_advantages
+        per_row = advantage_estimators.rloo_advantages(total_rewards, group_size=config.group_size)
     return jnp.where(mask, per_row[:, None], 0.0)  # [B, T]
 
 
@@ -754,15 +783,24 @@ def update_step_fn(
     if config.algorithm == "sft":
         advantages = jnp.zeros(loss_mask.shape, jnp.float32)
     else:
-        reward_kl = None
+        # Overlong filtering (mask_truncated) takes truncated rows out of the loss only: their
+        # rewards, their reward-KL penalty over every sampled token and their returns stay in
+        # the group baselines and the REINFORCE++ whitening, as in an unfiltered batch. (The
+        # penalty is about the tokens sampled; dropping it, or the rows, would move the
+        # baseline the other rows are measured against.)
+        sampled = batch.completion_mask.astype(bool)  # [B, T]
+        token_kl = None
         if config.uses_reference and config.kl_placement == "reward":
             ref = batch.reference_logprobs
             if ref is None:
                 ref = reference_logprobs_fn(state.reference, batch, config)
             k1 = kl.kl_penalty(batch.old_logprobs, ref, estimator="k1")  # [B, T]
-            reward_kl = jnp.sum(jnp.where(loss_mask, k1, 0.0), axis=-1)  # [B]
+            token_kl = jnp.where(sampled, k1, 0.0)  # [B, T]
+        reward_kl = None if token_kl is None else jnp.sum(token_kl, axis=-1)  # [B]
         terms = shaped_rewards(batch, config, reward_kl=reward_kl)
-        advantages = compute_advantages(terms["total"], loss_mask, config)  # [B, T]
+        outcome = sum(value for name, value in terms.items() if name not in ("kl", "total"))
+        advantages = compute_advantages(outcome, sampled, config, token_kl=token_kl)  # [B, T]
+        advantages = jnp.where(loss_mask, advantages, 0.0)  # [B, T]
         for name, value in terms.items():
             metrics[f"reward/{name}"] = jnp.mean(value)
             metrics[f"reward/{name}_std"] = jnp.std(value)

@@ -6,6 +6,9 @@ ALGORITHMS.md §2.3(b): with the KL in the reward the token reward is
 outcome-level estimators (GRPO's group advantages) the sequence reward is
 ``R − β·Σ_t k1_t``; REINFORCE++ (§3.3) takes returns ``G_t = Σ_{k≥t} r_k`` of the token rewards.
 
+With ``mask_truncated`` (overlong filtering) a truncated row loses its loss only: its reward,
+its KL penalty and its returns stay in the baselines.
+
 The batch's ``old_logprobs`` are the policy's own log-probs, so every ratio is 1 and the
 clipped surrogate is ``−Â`` per token: the loss is then a plain aggregate of the advantages.
 """
@@ -50,8 +53,10 @@ def setup():
     return model, policy, reference, batch, old, ref, mask
 
 
-def run_step(setup, **config_fields):
+def run_step(setup, *, truncated=None, **config_fields):
     model, policy, reference, batch, *_ = setup
+    if truncated is not None:
+        batch = update.UpdateBatch(**{**batch.__dict__, "is_truncated": truncated})
     fields = dict(kl_coef=BETA, optimizer=update.OptimizerConfig(learning_rate=0.0))
     config = update.UpdateConfig(model=model, group_size=GROUP, **{**fields, **config_fields})
     state = update.init_train_state(
@@ -144,16 +149,6 @@ def test_numpy_reinforce_pp_matches_without_a_kl(setup):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "update_step_fn folds the sequence-summed k1 into the [B] rewards before "
-        "compute_advantages, so REINFORCE++ returns carry -beta*sum_all k1 at every token "
-        "instead of the per-token returns -beta*sum_{k>=t} k1_k of ALGORITHMS.md 3.3 (verl); "
-        "reinforce_pp_advantages(kl=..., kl_coef=...) implements the per-token form but "
-        "update.py does not pass the per-token KL to it"
-    ),
-)
 def test_reinforce_pp_reward_kl_is_per_token_in_the_returns(setup):
     *_, old, ref, mask = setup
     beta = 1.0  # large enough that per-token and summed placements differ clearly
@@ -169,3 +164,42 @@ def test_reinforce_pp_reward_kl_is_per_token_in_the_returns(setup):
     expected_loss = -np.mean(advantages.sum(axis=1) / LENGTHS)
     np.testing.assert_allclose(metrics["loss"], expected_loss, rtol=1e-4, atol=1e-6)
     assert "kl" not in metrics
+
+
+TRUNCATED = np.array([False, True, False, False])  # row 1 hit the length cap
+
+
+def test_truncated_rows_keep_their_kl_penalty_in_the_group_baseline(setup):
+    """Overlong filtering masks the truncated row's loss, not its reward or its KL penalty."""
+    *_, old, ref, mask = setup
+    metrics = run_step(
+        setup, truncated=TRUNCATED, kl_placement="reward", aggregation="token-mean",
+        mask_truncated=True,
+    )  # fmt: skip
+    sequence_kl = numpy_k1(old, ref, mask).sum(axis=1)  # [B], the truncated row's included
+    rewards = (CORRECT & ~TRUNCATED).astype(np.float64) - BETA * sequence_kl
+    advantages = numpy_group_advantages(rewards)
+    kept = LENGTHS * ~TRUNCATED
+    np.testing.assert_allclose(metrics["reward/kl"], np.mean(-BETA * sequence_kl), rtol=1e-5)
+    np.testing.assert_allclose(metrics["reward/total"], rewards.mean(), rtol=1e-5)
+    expected_loss = -np.sum(kept * advantages) / kept.sum()
+    np.testing.assert_allclose(metrics["loss"], expected_loss, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        metrics["advantage/abs_mean"], np.sum(kept * np.abs(advantages)) / kept.sum(), rtol=1e-5
+    )
+
+
+def test_truncated_rows_stay_in_the_reinforce_pp_whitening(setup):
+    *_, old, ref, mask = setup
+    beta = 1.0
+    metrics = run_step(
+        setup, truncated=TRUNCATED, algorithm="reinforce_pp", advantage="reinforce_pp",
+        kl_placement="reward", aggregation="token-mean", kl_coef=beta, mask_truncated=True,
+    )  # fmt: skip
+    rewards = (CORRECT & ~TRUNCATED).astype(np.float64)
+    advantages = numpy_reinforce_pp(rewards, numpy_k1(old, ref, mask), mask, beta)  # all rows
+    kept = mask & ~TRUNCATED[:, None]
+    np.testing.assert_allclose(metrics["loss"], -advantages[kept].mean(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        metrics["advantage/abs_mean"], np.abs(advantages[kept]).mean(), rtol=1e-4
+    )
