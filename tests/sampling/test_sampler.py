@@ -123,6 +123,29 @@ def test_logprobs_agree_with_learner(params):
     )
 
 
+def test_growing_cache_segments_match_one_segment_and_the_learner(params):
+    """Many short segments (the cache padded between them) give the tokens and log-probs of
+    one segment, and the learner's recomputation agrees."""
+    batch = prompt_batch()
+    one = SamplingParams(max_new_tokens=11, temperature=1.0, num_samples_per_prompt=2)
+    many = dataclasses.replace(one, decode_segment_length=3)
+    assert sampler.decode_plan(many).segment_ends == (3, 6, 9, 11)
+    single = sample(params, CONFIG, batch, jax.random.key(9), one)
+    segmented = sample(params, CONFIG, batch, jax.random.key(9), many)
+    np.testing.assert_array_equal(segmented.tokens, single.tokens)
+    np.testing.assert_allclose(segmented.logprobs, single.logprobs, atol=1e-6)
+    tokens, mask, positions = segmented.sequences()
+    learner = token_logprobs(
+        params,
+        tokens,
+        positions,
+        CONFIG,
+        attention_mask=mask,
+        target_start=segmented.prompt_tokens.shape[1],
+    )
+    np.testing.assert_allclose(learner, segmented.logprobs, atol=1e-5)
+
+
 def test_stops_mask_lengths_and_finish_reasons(params):
     batch = prompt_batch()
     free = sample(params, CONFIG, batch, jax.random.key(1), SamplingParams(max_new_tokens=8))
