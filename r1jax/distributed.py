@@ -323,8 +323,8 @@ def check_layout(
 
     The RL batch has ``data.prompts_per_step * sampling.group_size`` rows, the supervised one
     ``sft.batch_size`` (checked when ``sft``); each process reads an equal share of the prompts.
-    Evaluation inside a multi-process run is refused (`r1jax.evaluate` reads the sampled rows
-    on one host).
+    Evaluation runs on every process (`r1jax.evaluate` gathers the sampled rows and the
+    verdicts), but budget-forced evaluation only in a single-process run.
     """
     processes = jax.process_count()
     prompts = config.data.prompts_per_step
@@ -336,11 +336,12 @@ def check_layout(
         )
     if sft:
         check_batch_rows(config.sft.batch_size, "sft.batch_size", mesh, rules)
-    if processes > 1 and config.eval.num_problems:
+    if processes > 1 and config.eval.num_problems and config.eval.budget_forcing.mode != "none":
         raise ConfigError(
-            f"eval.num_problems={config.eval.num_problems}: evaluation inside a run with "
-            f"{processes} processes is not supported (r1jax.evaluate reads the sampled rows on "
-            "one host); set eval.num_problems=0 and run python -m r1jax.eval on the export"
+            f"eval.budget_forcing.mode={config.eval.budget_forcing.mode!r}: budget-forced "
+            f"evaluation inside a run with {processes} processes is not supported (the "
+            "budget-forcing controller reads each phase's rows on one host); set "
+            "eval.budget_forcing.mode=none or run python -m r1jax.eval on the export"
         )
 
 

@@ -8,6 +8,12 @@ sampler in fixed-shape batches, verifies them with the task's verifier (through 
 unbiased pass@k, maj@k with earliest-index ties). The trainer calls it periodically; the
 ``python -m r1jax.eval`` command line (`r1jax.eval`) calls it on a checkpoint.
 
+Several processes (a multi-host run): every process calls `evaluate` with the same problems
+and key; the sampler shards the rows over the mesh (``mesh``, ``rules``), every process reads
+all sampled rows back (`r1jax.distributed.to_host`), verifies a contiguous share of them and
+the verdicts are gathered, so every process returns the same results. Budget forcing is
+single-process only.
+
 s1 budget forcing (ALGORITHMS.md §8): with ``EvalSettings.budget_forcing`` set, the greedy
 completion and the k samples alike come from
 `r1jax.sampling.budget_forcing.sample_with_budget`: the thinking is capped (the end-of-thinking
@@ -28,13 +34,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from r1jax import eval_metrics
+from r1jax import distributed, eval_metrics
 from r1jax.config import ConfigError
 from r1jax.data import padding
 from r1jax.sampling import budget_forcing as budget_lib
 from r1jax.sampling import sampler as sampler_lib
 from r1jax.sampling import stopping
 from r1jax.sampling.rollout import PromptBatch
+from r1jax.tasks.verdict import Verdict
 from r1jax.verifiers import inprocess
 
 
@@ -206,12 +213,15 @@ def sample_completions(
     sampling_params: sampler_lib.SamplingParams,
     settings: EvalSettings,
     mesh: Any = None,
+    rules: Any = None,
 ) -> Completions:
     """Samples every prompt in fixed-size batches (``settings.prompts_per_batch``).
 
     With ``settings.budget_forcing`` set, each batch goes through
     `r1jax.sampling.budget_forcing.sample_with_budget` (``sampling_params.max_new_tokens`` is
-    then unused); otherwise through `r1jax.sampling.sampler.sample`.
+    then unused); otherwise through `r1jax.sampling.sampler.sample`. With several processes
+    every process passes the same prompts and gets every row back (`r1jax.distributed.to_host`
+    gathers the sampled rows, which live on all hosts' devices).
 
     Args:
       params: the policy params.
@@ -222,10 +232,21 @@ def sample_completions(
       sampling_params: temperature, stops and ``G``.
       settings: batch size, pad id and budget forcing.
       mesh: the device mesh, or None.
+      rules: the `r1jax.sharding.ShardingRules` of ``mesh`` (the default rules when None).
 
     Returns:
       The `Completions` of the ``N * G`` rows, prompt-major.
+
+    Raises:
+      ValueError: budget forcing in a multi-process run (its controller reads the rows of each
+        phase on one host).
     """
+    if settings.budget_forcing is not None and jax.process_count() > 1:
+        raise ValueError(
+            "budget forcing is not supported with several processes (the budget-forcing "
+            "controller reads each phase's rows on one host); evaluate the export with "
+            "python -m r1jax.eval"
+        )
     group = sampling_params.num_samples_per_prompt
     budget = settings.budget_forcing
     width = padding.bucket_length(
@@ -246,8 +267,9 @@ def sample_completions(
         keep = len(chunk) * group
         if budget is None:
             rollout = sampler_lib.sample(
-                params, model_config, batch, key, sampling_params, mesh=mesh
+                params, model_config, batch, key, sampling_params, mesh=mesh, rules=rules
             )
+            rollout = distributed.to_host(rollout)  # every row, on every process
         else:
             forced = budget_lib.sample_with_budget(
                 params, model_config, batch, key, sampling_params, budget, mesh=mesh
@@ -270,10 +292,26 @@ def sample_completions(
     )
 
 
-def _verify(task: str, texts: list[str], problems: list[dict], pool: Any) -> list[Any]:
+def _verify(task: str, texts: list[str], problems: list[dict], pool: Any) -> list[Verdict]:
+    """Verdicts of every row; with several processes each verifies a contiguous share.
+
+    The shares' verdicts are gathered in process order, so every process gets the same list
+    (a verifier timeout on one host cannot make the processes' metrics differ), and each row
+    is verified once.
+    """
+    processes = jax.process_count()
+    if processes > 1:
+        bounds = np.linspace(0, len(texts), processes + 1).astype(int)
+        mine = slice(bounds[jax.process_index()], bounds[jax.process_index() + 1])
+        texts, problems = texts[mine], problems[mine]
     if pool is not None:
-        return pool.verify_batch(task, texts, problems)
-    return [inprocess.verify(task, text, problem) for text, problem in zip(texts, problems)]
+        verdicts = pool.verify_batch(task, texts, problems)
+    else:
+        verdicts = [inprocess.verify(task, text, problem) for text, problem in zip(texts, problems)]
+    if processes == 1:
+        return list(verdicts)
+    parts = distributed.gather_objects([verdict.to_dict() for verdict in verdicts])
+    return [Verdict(**fields) for part in parts for fields in part]
 
 
 def evaluate(
@@ -288,6 +326,7 @@ def evaluate(
     settings: EvalSettings,
     pool: Any = None,
     mesh: Any = None,
+    rules: Any = None,
 ) -> dict[str, Any]:
     """Evaluates ``params`` on ``problems``: accuracy figures, lengths and example completions.
 
@@ -303,6 +342,8 @@ def evaluate(
       settings: see `EvalSettings`.
       pool: a `VerifierPool`, or None to verify in this process.
       mesh: the device mesh, or None.
+      rules: the `r1jax.sharding.ShardingRules` the params are sharded with on ``mesh`` (the
+        default rules when None).
 
     Returns:
       A dict with ``pass@1``, ``pass@{k}``, ``maj@{k}``, ``maj@{k}_tie_rate``,
@@ -328,7 +369,7 @@ def evaluate(
         temperature=settings.temperature, top_p=settings.top_p, num_samples_per_prompt=k, **base
     )
     samples = sample_completions(
-        params, model_config, tokenizer, prompt_ids, key, sampled, settings, mesh
+        params, model_config, tokenizer, prompt_ids, key, sampled, settings, mesh, rules
     )
     texts, lengths, truncated = samples.texts, samples.lengths, samples.truncated
     repeated = [problem for problem in problems for _ in range(k)]
@@ -339,7 +380,7 @@ def evaluate(
     if settings.greedy:
         greedy = sampler_lib.SamplingParams(temperature=0.0, num_samples_per_prompt=1, **base)
         greedy_texts = sample_completions(
-            params, model_config, tokenizer, prompt_ids, key, greedy, settings, mesh
+            params, model_config, tokenizer, prompt_ids, key, greedy, settings, mesh, rules
         ).texts
         greedy_verdicts = _verify(task, greedy_texts, problems, pool)
         greedy_correct = np.array([v.correct for v in greedy_verdicts], bool)
