@@ -102,8 +102,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.task = "countdown"  # countdown | multiplication | knights_knaves | math | format
     c.data.task_options = ml_collections.ConfigDict()  # keyword arguments for the task
     c.data.source = "procedural"  # procedural | jsonl | parquet | tfds
-    c.data.path = ""  # file, glob or tfds name for non-procedural sources
-    c.data.split = "train"  # tfds split or file split name
+    c.data.path = ""  # JSONL/Parquet file, or tfds dataset dir <data_dir>/<name>[/<version>]
+    c.data.split = "train"  # tfds split of the training problems (JSONL/Parquet have none)
     c.data.prompt_field = "problem"  # row field holding the question
     c.data.answer_field = "answer"  # row field holding the reference answer
     c.data.id_field = ""  # row field holding a stable id; empty = row index
@@ -201,8 +201,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.every = 0  # steps between evaluations; 0 disables
     c.eval.at_start = False  # also evaluate before the first step
-    c.eval.split = "test"  # data split / file for evaluation problems
-    c.eval.path = ""  # eval data file; empty = the task's procedural test set
+    c.eval.split = "test"  # tfds split of the evaluation problems (JSONL/Parquet have none)
+    c.eval.path = ""  # file / tfds dir; empty = data.path (file sources) or the procedural test set
     c.eval.num_problems = 64  # problems per evaluation
     c.eval.k = 4  # samples per problem (pass@1 over k, pass@k, maj@k)
     c.eval.temperature = 0.6  # sampling temperature (R1 / DeepScaleR: 0.6)

@@ -166,24 +166,21 @@ def _prompt_fn(config: ml_collections.ConfigDict, task: Any, tokenizer: Tokenize
     return prompt_data.make_prompt_fn(task, template=template)
 
 
-def _problem_source(config: ml_collections.ConfigDict, task: Any, *, seed: int, count=None):
+def _problem_source(
+    config: ml_collections.ConfigDict, task: Any, *, seed: int, count=None, split=None, path=None
+):
     if config.data.source == "procedural":
         return sources.ProceduralSource(
             task.generate, seed=seed, num_records=count, options=_task_options(config)
         )
-    if config.data.source in ("jsonl", "parquet"):
-        fields = {"question": config.data.prompt_field, "answer": config.data.answer_field}
-        if config.data.id_field:
-            fields["id"] = config.data.id_field
-        problems = sources.load_problems(
-            config.data.path, fields=fields, on_bad_row=config.data.on_bad_row
-        )
+    if config.data.source in sources.FILE_SOURCES:
+        problems = sources.problems_from_config(config.data, path=path, split=split)
         return (
             problems if count is None else [problems[i] for i in range(min(count, len(problems)))]
         )
     raise config_lib.ConfigError(
         f"data.source={config.data.source!r} is not supported by the trainer "
-        "(procedural, jsonl, parquet)"
+        f"(procedural, {', '.join(sources.FILE_SOURCES)})"
     )
 
 
@@ -475,6 +472,11 @@ class _Run:
         self.task, self.tokenizer, self.model_config = task, tokenizer, model_config
         self.prompt_fn, self.pool, self.steps = prompt_fn, None, None
         self.stop_ids, self.stop_sequences = _stop_settings(config, tokenizer)
+        self.eval_settings = None
+        if config.eval.num_problems:  # (problems, EvalSettings)
+            self.eval_settings = _eval_settings(
+                config, task, tokenizer, self.stop_ids, self.stop_sequences
+            )
         self.root_key = jax.random.key(config.seed)
         self.timer = metrics.Timer()
         self.rows = distributed.row_sharding(mesh, rules)
@@ -669,24 +671,49 @@ def _sft_step(run: _Run, state, sft_iterator, update_config):
     return state, device_metrics, host
 
 
-def _evaluate(run: _Run, params, label: str, step: int) -> dict[str, Any]:
-    config = run.config
+def _eval_settings(config, task, tokenizer, stop_ids, stop_sequences):
+    """The held-out problems and the `evaluate.EvalSettings` of ``eval.*``.
+
+    Read once before training, so a missing eval split or a bad ``eval.budget_forcing`` key is
+    an error at the start of the run, not after its steps.
+    """
     problems = _problem_source(
-        config, run.task, seed=config.data.seed + EVAL_SEED_OFFSET, count=config.eval.num_problems
+        config,
+        task,
+        seed=config.data.seed + EVAL_SEED_OFFSET,
+        count=config.eval.num_problems,
+        split=config.eval.split,
+        path=config.eval.path,
     )
     problems = [problems[i] for i in range(len(problems))]
+    if not problems:
+        where = config.eval.path or config.data.path
+        raise config_lib.ConfigError(
+            f"eval.num_problems={config.eval.num_problems} but the evaluation source "
+            f"({where}, split {config.eval.split!r}) holds no problems"
+        )
+    max_new_tokens = config.eval.max_new_tokens or config.sampling.max_new_tokens
     settings = evaluate.EvalSettings(
         num_samples=config.eval.k,
         temperature=config.eval.temperature,
         top_p=config.eval.top_p,
         greedy=config.eval.greedy,
-        max_new_tokens=config.eval.max_new_tokens or config.sampling.max_new_tokens,
+        max_new_tokens=max_new_tokens,
         prompts_per_batch=min(64, len(problems)),
-        stop_token_ids=run.stop_ids,
-        stop_sequences=run.stop_sequences,
-        pad_id=run.tokenizer.pad_token_id,
+        stop_token_ids=stop_ids,
+        stop_sequences=stop_sequences,
+        pad_id=tokenizer.pad_token_id,
         ks=(1, config.eval.k),
+        budget_forcing=evaluate.budget_forcing_from_config(
+            config.eval.budget_forcing, tokenizer, max_new_tokens=max_new_tokens
+        ),
     )
+    return problems, settings
+
+
+def _evaluate(run: _Run, params, label: str, step: int) -> dict[str, Any]:
+    config = run.config
+    problems, settings = run.eval_settings
     key = jax.random.fold_in(run.root_key, EVAL_STREAM)  # the same samples' keys at every eval
     with run.timer.section("eval"):
         results = evaluate.evaluate(
@@ -700,8 +727,10 @@ def _evaluate(run: _Run, params, label: str, step: int) -> dict[str, Any]:
             settings=settings,
             pool=run.pool,
             mesh=run.mesh,
+            rules=run.rules,
         )
-    print(evaluate.format_summary(results, label=f"{label} (step {step})"), flush=True)
+    if distributed.is_main_process():  # every process has the same results
+        print(evaluate.format_summary(results, label=f"{label} (step {step})"), flush=True)
     return results
 
 
