@@ -34,6 +34,13 @@ Config conventions decided here:
 * A model preset (``model.name`` = tiny / small / ...) trains from scratch; without
   ``tokenizer.path`` a small byte-level BPE tokenizer is trained on the task's prompts and
   reference traces (``workdir/tokenizer``) and the vocab is sized to it.
+* ``data.source``: ``procedural`` (the task's generator) or a file source of
+  `r1jax.data.sources.FILE_SOURCES` (a JSONL/Parquet file, or a tfds ArrayRecord dataset
+  directory with ``data.split``). Evaluation reads ``eval.path`` (empty: ``data.path``) with
+  ``eval.split``, or the generator with a held-out seed; ``eval.budget_forcing`` applies s1
+  budget forcing to it. Both are read once before the first step, so a bad eval key or a
+  missing split fails at the start. With several processes every process evaluates the same
+  problems and gets the same figures (`r1jax.evaluate`).
 * ``sft.source``: a JSONL/Parquet file of ``prompt``/``response`` rows, or
   ``reference[:METHOD=WEIGHT,...]`` for the task's reference traces, mixing methods with the
   given weights; the method ``direct`` is the trace's last line only (the answer without the
