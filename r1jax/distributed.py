@@ -336,13 +336,6 @@ def check_layout(
         )
     if sft:
         check_batch_rows(config.sft.batch_size, "sft.batch_size", mesh, rules)
-    if processes > 1 and config.eval.num_problems and config.eval.budget_forcing.mode != "none":
-        raise ConfigError(
-            f"eval.budget_forcing.mode={config.eval.budget_forcing.mode!r}: budget-forced "
-            f"evaluation inside a run with {processes} processes is not supported (the "
-            "budget-forcing controller reads each phase's rows on one host); set "
-            "eval.budget_forcing.mode=none or run python -m r1jax.eval on the export"
-        )
 
 
 def quiet(*args: Any, **kwargs: Any) -> None:

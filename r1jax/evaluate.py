@@ -12,7 +12,7 @@ Several processes (a multi-host run): every process calls `evaluate` with the sa
 and key; the sampler shards the rows over the mesh (``mesh``, ``rules``), every process reads
 all sampled rows back (`r1jax.distributed.to_host`), verifies a contiguous share of them and
 the verdicts are gathered, so every process returns the same results. Budget forcing is
-single-process only.
+supported there too: each budget-forcing phase gathers its rows to every host.
 
 s1 budget forcing (ALGORITHMS.md §8): with ``EvalSettings.budget_forcing`` set, the greedy
 completion and the k samples alike come from
@@ -236,17 +236,7 @@ def sample_completions(
 
     Returns:
       The `Completions` of the ``N * G`` rows, prompt-major.
-
-    Raises:
-      ValueError: budget forcing in a multi-process run (its controller reads the rows of each
-        phase on one host).
     """
-    if settings.budget_forcing is not None and jax.process_count() > 1:
-        raise ValueError(
-            "budget forcing is not supported with several processes (the budget-forcing "
-            "controller reads each phase's rows on one host); evaluate the export with "
-            "python -m r1jax.eval"
-        )
     group = sampling_params.num_samples_per_prompt
     budget = settings.budget_forcing
     width = padding.bucket_length(
@@ -272,7 +262,7 @@ def sample_completions(
             rollout = distributed.to_host(rollout)  # every row, on every process
         else:
             forced = budget_lib.sample_with_budget(
-                params, model_config, batch, key, sampling_params, budget, mesh=mesh
+                params, model_config, batch, key, sampling_params, budget, mesh=mesh, rules=rules
             )
             rollout = forced.rollout
             thinking.append(np.asarray(forced.thinking_lengths)[:keep])

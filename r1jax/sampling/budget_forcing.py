@@ -30,7 +30,9 @@ import dataclasses
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
+from r1jax import sharding as sharding_lib
 from r1jax.models import ModelConfig
 from r1jax.sampling import stopping
 from r1jax.sampling.rollout import PromptBatch, Rollout
@@ -104,6 +106,13 @@ def _ends_with(sequence: list[int], suffix: tuple[int, ...]) -> bool:
     return len(sequence) >= len(suffix) and tuple(sequence[len(sequence) - len(suffix) :]) == suffix
 
 
+def _to_host(tree):
+    """Arrays -> numpy on this host; with several processes, an all-gather of every row."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
 def sample_with_budget(
     params,
     config: ModelConfig,
@@ -113,6 +122,7 @@ def sample_with_budget(
     budget: BudgetForcing,
     *,
     mesh: jax.sharding.Mesh | None = None,
+    rules: sharding_lib.ShardingRules | None = None,
 ) -> BudgetForcedRollout:
     """Samples with s1 budget forcing; see the module docstring for the phases.
 
@@ -124,7 +134,10 @@ def sample_with_budget(
       sampling_params: temperature etc., the caller's stop ids, ``G``. Its ``max_new_tokens``
         is ignored (the budget sets the phase lengths).
       budget: the `BudgetForcing` settings.
-      mesh: optional mesh passed to `sample`.
+      mesh: optional mesh passed to `sample`. With several processes every process calls
+        this with the same arguments; each phase's rows are all-gathered to every host, so the
+        controller takes the same decisions everywhere.
+      rules: logical sharding rules passed to `sample`.
 
     Returns:
       A `BudgetForcedRollout` with ``B = P * G`` rows.
@@ -179,9 +192,10 @@ def sample_with_budget(
             jax.random.fold_in(key, phase),
             params_i,
             mesh=mesh,
+            rules=rules,
             max_new_tokens_per_row=np.asarray(limits, np.int32),
         )
-        return jax.device_get(out)
+        return _to_host(out)
 
     for phase in range(budget.num_ignores + 1):
         used = np.array([len(t) for t in text], np.int32)

@@ -34,6 +34,9 @@ def _train_on_two_processes(out_dir: Path, *overrides: str) -> list[str]:
         "--config.sft.batch_size=4",
         "--config.eval.num_problems=4",
         "--config.eval.k=2",
+        "--config.eval.budget_forcing.mode=cap",
+        "--config.eval.budget_forcing.thinking_budget=6",
+        "--config.eval.budget_forcing.answer_reserve=4",
         "--config.objective.entropy_coef=0.01",
         *[f"--config.{o}" for o in overrides],
     ]
@@ -77,7 +80,7 @@ def _numbers(directory: Path) -> list[dict]:
 def test_two_processes_train_agree_on_metrics_and_resume(tmp_path):
     """2 SFT + 2 RL steps on a 2x2x2 mesh over two processes, then one more RL step resumed.
 
-    The evaluations after the SFT and RL phases (4 problems x 2 samples, rows sharded over the
+    The budget-forced evaluations after SFT and RL (4 problems x 2 samples, rows sharded over the
     processes' devices) report the same figures on both processes.
     """
     outputs = _train_on_two_processes(tmp_path)
@@ -88,6 +91,7 @@ def test_two_processes_train_agree_on_metrics_and_resume(tmp_path):
     evaluated = [r for r in first if "eval/pass@1" in r]
     assert [r["step"] for r in evaluated] == [2, 4]  # after SFT, after RL
     assert all(r["eval/num_problems"] == 4 and r["eval/num_samples"] == 2 for r in evaluated)
+    assert all(0.0 <= r["eval/capped_fraction"] <= 1.0 for r in evaluated)  # budget-forced
     assert "eval after RL (step 4)" in outputs[0] and "eval after RL" not in outputs[1]
     assert all(r["loss"] == r["loss"] for r in first)  # finite, not NaN
     # Process 0 alone writes the shared files; every process wrote its checkpoint shards.
