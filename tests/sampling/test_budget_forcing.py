@@ -19,8 +19,10 @@ def scripted_sampler(streams):
     """A stand-in for `sample` whose row ``r`` emits ``streams[r]`` in order across calls."""
     positions = [0] * len(streams)
 
-    def fake_sample(params, config, prompts, key, sampling_params, *, mesh, max_new_tokens_per_row):
-        del params, config, key, mesh
+    def fake_sample(
+        params, config, prompts, key, sampling_params, *, mesh, rules, max_new_tokens_per_row
+    ):
+        del params, config, key, mesh, rules
         rows = len(streams)
         width = sampling_params.max_new_tokens
         tokens = np.zeros((rows, width), np.int32)
