@@ -55,7 +55,8 @@ class ConfigError(ValueError):
 
 
 def _budget_forcing_config() -> ml_collections.ConfigDict:
-    """s1 budget forcing (ALGORITHMS §8) around the sampler."""
+    """s1 budget forcing (ALGORITHMS §8) around the evaluation sampler (a test-time method:
+    forced tokens are not the policy's samples, so RL rollouts do not use it)."""
     c = ml_collections.ConfigDict()
     c.mode = "none"  # none | cap (force an answer at the budget) | extend (append ignore_string)
     c.thinking_budget = 0  # max thinking tokens; 0 = max_new_tokens minus answer_reserve
@@ -123,7 +124,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.sampling.min_p = 0.0  # drop tokens below min_p x max prob; 0.0 disables
     c.sampling.max_new_tokens = 1024  # T, completion length cap
     c.sampling.stop_strings = ("</answer>",)  # a completion ends after any of these
-    c.sampling.budget_forcing = _budget_forcing_config()  # s1 budget forcing while sampling
+
+    c.verifier = ml_collections.ConfigDict()
+    c.verifier.workers = 0  # verifier processes; 0 = the machine's cores, at most 4
+    c.verifier.timeout_seconds = 10.0  # per completion; a timeout counts as a zero reward
 
     c.rewards = ml_collections.ConfigDict()
     c.rewards.correctness_weight = 1.0  # weight of the verifier's 0/1 correctness

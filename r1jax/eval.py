@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64, help="prompts per sampler call")
     parser.add_argument("--workers", type=int, default=2, help="verifier processes")
+    parser.add_argument(
+        "--verifier-timeout",
+        type=float,
+        default=10.0,
+        help="seconds per completion; a timeout counts as wrong",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     budget = config_lib.base_config().eval.budget_forcing
     group = parser.add_argument_group("s1 budget forcing")
@@ -150,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         budget_forcing=budget,
     )
     prompt_fn = prompt_data.make_prompt_fn(task, template=args.template)
-    with VerifierPool(args.workers, timeout_seconds=10.0) as pool:
+    with VerifierPool(args.workers, timeout_seconds=args.verifier_timeout) as pool:
         results = evaluate.evaluate(
             params,
             model_config,

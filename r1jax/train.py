@@ -881,7 +881,9 @@ def run(
             "summary": {k: v for k, v in summary.items() if k.startswith("eval")},
         }
 
-    pool = VerifierPool(config_pool_workers(config), timeout_seconds=10.0)
+    pool = VerifierPool(
+        config_pool_workers(config), timeout_seconds=config.verifier.timeout_seconds
+    )
     run_state.pool = pool
     step = start
     try:
@@ -1013,8 +1015,17 @@ def _maybe_reset_reference(
 
 
 def config_pool_workers(config) -> int:
-    """Verifier worker processes: the machine's cores, at most 4 (verification is cheap)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Verifier worker processes: ``verifier.workers``, or when 0 the machine's cores, at most 4
+    (verification is cheap)."""
+    if config.verifier.workers < 0:
+        raise config_lib.ConfigError(
+            f"verifier.workers must be >= 0, got {config.verifier.workers}"
+        )
+    if config.verifier.timeout_seconds <= 0:
+        raise config_lib.ConfigError(
+            f"verifier.timeout_seconds must be > 0, got {config.verifier.timeout_seconds}"
+        )
+    return config.verifier.workers or max(1, min(4, os.cpu_count() or 1))
 
 
 def _eval_and_log(run_state, params, label, step, writer) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def test_base_config_has_every_stage_and_is_locked():
         "tokenizer",
         "data",
         "sampling",
+        "verifier",
         "rewards",
         "objective",
         "reference",

@@ -190,3 +190,14 @@ def test_default_recipe_raises_held_out_accuracy(tmp_path):
         r["reward/total"] for r in metrics.read_metrics(str(tmp_path)) if "reward/total" in r
     ]
     assert rewards and all(0.0 <= value <= 1.0 for value in rewards)
+
+
+def test_verifier_settings_are_checked():
+    config = config_lib.load_config("", ["verifier.workers=3"])
+    assert train.config_pool_workers(config) == 3
+    config.verifier.timeout_seconds = 0.0
+    with pytest.raises(config_lib.ConfigError, match=r"verifier\.timeout_seconds"):
+        train.config_pool_workers(config)
+    config = config_lib.load_config("", ["verifier.workers=-1"])
+    with pytest.raises(config_lib.ConfigError, match=r"verifier\.workers"):
+        train.config_pool_workers(config)
