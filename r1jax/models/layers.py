@@ -158,15 +158,19 @@ def attend(
         or the attended cache length.
       values: ``[B, K, T, Dh]``.
       mask: ``[B, S, T]`` bool, True where query ``s`` may attend key ``t``.
-      dtype: compute dtype of the two matmuls (scores and softmax stay float32).
+      dtype: compute dtype of the model; the two matmuls run in it, or in float32 when the
+        keys are float32 (a float32 cache under a 16-bit model; scores and softmax are always
+        float32).
 
     Returns:
       ``[B, S, H, Dh]`` in ``dtype``.
     """
     batch, length, num_heads, head_dim = q.shape
     num_kv_heads = keys.shape[1]
+    out_dtype = dtype
+    dtype = jnp.promote_types(dtype, keys.dtype)
     if length == 1:
-        return _attend_one_query(q, keys, values, mask, dtype)
+        return _attend_one_query(q, keys, values, mask, dtype).astype(out_dtype)
     q = q.reshape(batch, length, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B,S,K,G,Dh]
     scores = jnp.einsum(
         "bskgd,bkdt->bkgst", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
@@ -180,7 +184,7 @@ def attend(
         values.astype(dtype),
         preferred_element_type=jnp.float32,
     )  # [B, S, K, G, Dh]
-    return out.reshape(batch, length, num_heads, head_dim).astype(dtype)  # [B, S, H, Dh]
+    return out.reshape(batch, length, num_heads, head_dim).astype(out_dtype)  # [B, S, H, Dh]
 
 
 def _attend_one_query(
@@ -208,6 +212,29 @@ def _attend_one_query(
         preferred_element_type=jnp.float32,
     )  # [B, K, G, Dh]
     return out.reshape(batch, 1, num_heads, head_dim).astype(dtype)  # [B, 1, H, Dh]
+
+
+def write_slots(buffer: jax.Array, update: jax.Array, start: tuple) -> jax.Array:
+    """``dynamic_update_slice`` of ``update`` (cast to the buffer's dtype) into ``buffer``.
+
+    16-bit float buffers are written through their ``uint16`` bit patterns: XLA:CPU computes a
+    bfloat16 ``dynamic_update_slice`` in float32, converting the whole buffer and back on every
+    write (a decode step then costs a pass over the whole cache); the integer write touches
+    only the new slots and stays in place.
+
+    Example:
+      >>> write_slots(jnp.zeros((1, 3), jnp.bfloat16), jnp.ones((1, 1)), (0, 1))
+      Array([[0, 1, 0]], dtype=bfloat16)
+    """
+    update = update.astype(buffer.dtype)
+    if jnp.dtype(buffer.dtype).itemsize != 2 or not jnp.issubdtype(buffer.dtype, jnp.floating):
+        return lax.dynamic_update_slice(buffer, update, start)
+    bits = lax.dynamic_update_slice(
+        lax.bitcast_convert_type(buffer, jnp.uint16),
+        lax.bitcast_convert_type(update, jnp.uint16),
+        start,
+    )
+    return lax.bitcast_convert_type(bits, buffer.dtype)
 
 
 class Projection(nn.Module):
@@ -293,12 +320,8 @@ class Attention(nn.Module):
         values = values.transpose(0, 2, 1, 3)  # [B, K, S, Dh]
         if layer_cache is not None:
             cache_keys, cache_values = layer_cache
-            cache_keys = lax.dynamic_update_slice(
-                cache_keys, keys.astype(cache_keys.dtype), (0, 0, 0, end)
-            )
-            cache_values = lax.dynamic_update_slice(
-                cache_values, values.astype(cache_values.dtype), (0, 0, end, 0)
-            )
+            cache_keys = write_slots(cache_keys, keys, (0, 0, 0, end))
+            cache_values = write_slots(cache_values, values, (0, 0, end, 0))
             layer_cache = (cache_keys, cache_values)
             length = cache_keys.shape[3] if self.attend_length is None else self.attend_length
             keys = lax.slice_in_dim(cache_keys, 0, length, axis=3)  # [B, K, Dh, A]

@@ -292,3 +292,24 @@ def test_greedy_matches_transformers_generate(tmp_path, family):
                 eos_token_id=None,
             )
         assert out[0, len(prompt) :].tolist() == np.asarray(rollout.tokens[row]).tolist()
+
+
+def test_cache_dtype_defaults_to_float32_on_cpu_for_16_bit_models(params):
+    bf16 = dataclasses.replace(CONFIG, dtype="bfloat16")
+    plan = sampler.decode_plan(SamplingParams(max_new_tokens=4))
+    assert sampler.cache_dtype(bf16, plan) == jnp.float32  # the test backend is CPU
+    assert sampler.cache_dtype(CONFIG, plan) == jnp.float32
+    explicit = sampler.decode_plan(SamplingParams(max_new_tokens=4, cache_dtype="bfloat16"))
+    assert sampler.cache_dtype(bf16, explicit) == jnp.bfloat16
+    greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
+    auto = sample(params, bf16, prompt_batch(), jax.random.key(0), greedy)
+    bf16_cache = sample(
+        params,
+        bf16,
+        prompt_batch(),
+        jax.random.key(0),
+        dataclasses.replace(greedy, cache_dtype="bfloat16"),
+    )
+    assert auto.tokens.shape == bf16_cache.tokens.shape == (len(PROMPTS), 6)
+    # The two caches differ only by rounding: the greedy tokens agree almost everywhere.
+    assert np.mean(np.asarray(auto.tokens) == np.asarray(bf16_cache.tokens)) > 0.8
