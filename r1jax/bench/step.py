@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kl-coef", type=float, default=0.04)
     parser.add_argument("--micro-batch-size", type=int, default=0, help="rows per micro-batch")
     parser.add_argument("--remat", action="store_true", help="rematerialise blocks (less memory)")
+    parser.add_argument(
+        "--logprob-chunk-size",
+        type=int,
+        default=update.UpdateConfig.logprob_chunk_size,
+        help="positions per chunk of the log-softmax (less memory when smaller)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (median is kept)")
     parser.add_argument("--workers", type=int, default=2, help="verifier processes")
     parser.add_argument(
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> dict:
         max_new_tokens=args.new_tokens,
         micro_batch_size=args.micro_batch_size,
         remat=args.remat,
+        logprob_chunk_size=args.logprob_chunk_size,
     )
     state = update.init_train_state(policy, config)
     tokenizer = _tokenizer()
@@ -139,7 +146,8 @@ def run(args: argparse.Namespace) -> dict:
         "dtype": args.dtype,
         "params_millions": num_params(model_config) / 1e6,
         "workload": f"{args.prompts} prompts x {args.samples} samples, Tp={args.prompt_length}, "
-        f"T={args.new_tokens}, KL {args.kl_coef}, AdamW, micro-batch "
+        f"T={args.new_tokens}, KL {args.kl_coef}, AdamW, log-prob chunk {args.logprob_chunk_size}, "
+        f"micro-batch "
         f"{args.micro_batch_size or 'none'}, remat {args.remat}",
         "devices": str(jax.devices()[0].device_kind),
         "first_step_seconds": compile_seconds,
