@@ -70,6 +70,40 @@ def _linear_bwd(residuals, grad):
 _linear.defvjp(_linear_fwd, _linear_bwd)
 
 
+@jax.custom_vjp
+def _linear_by_rows(x: jax.Array, w_rows: jax.Array) -> jax.Array:
+    """``[N, I] x [O, I]^T -> [N, O]`` float32: `_linear` with the weight stored by output."""
+    return jnp.einsum("ni,oi->no", x, w_rows, preferred_element_type=jnp.float32)
+
+
+def _linear_by_rows_fwd(x, w_rows):
+    return _linear_by_rows(x, w_rows), (x, w_rows)
+
+
+def _linear_by_rows_bwd(residuals, grad):
+    x, w_rows = residuals
+    grad_x, grad_w = _linear_bwd((x, w_rows.T), grad)
+    return grad_x, grad_w.T
+
+
+_linear_by_rows.defvjp(_linear_by_rows_fwd, _linear_by_rows_bwd)
+
+
+def linear_by_rows(x: jax.Array, w_rows: jax.Array, dtype: jnp.dtype) -> jax.Array:
+    """``x [..., I]`` times the transpose of ``w_rows [O, I]`` (a tied unembedding), as `linear`.
+
+    The forward contracts ``w_rows`` in its stored layout, so a decode loop can keep one
+    transposed copy of a large embedding outside the loop.
+
+    Example:
+      >>> linear_by_rows(jnp.ones((2, 3, 4)), jnp.ones((5, 4)), jnp.float32).shape
+      (2, 3, 5)
+    """
+    x2 = x.reshape(-1, x.shape[-1]).astype(dtype)  # [N, I]
+    out = _linear_by_rows(x2, w_rows.astype(dtype))  # [N, O]
+    return out.reshape(*x.shape[:-1], w_rows.shape[0])
+
+
 def linear(x: jax.Array, w: jax.Array, num_in: int, dtype: jnp.dtype) -> jax.Array:
     """Contracts the last ``num_in`` dims of ``x`` with the first ``num_in`` dims of ``w``.
 
@@ -127,7 +161,7 @@ class Embed(nn.Module):
 
     def attend(self, x: jax.Array) -> jax.Array:
         """``[B, S, D]`` -> ``[B, S, V]`` float32 logits against the embedding matrix."""
-        return linear(x, self.embedding.T, 1, self.config.compute_dtype)
+        return linear_by_rows(x, self.embedding, self.config.compute_dtype)
 
 
 class Unembed(nn.Module):

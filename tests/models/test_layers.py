@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from r1jax.models.layers import linear
+from r1jax.models.layers import linear, linear_by_rows
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,21 @@ def test_linear_in_bfloat16_keeps_float32_outputs_and_param_dtype_gradients():
     assert out.dtype == jnp.float32 and float(out) == 12.0
     assert grads[0].dtype == grads[1].dtype == jnp.float32
     np.testing.assert_array_equal(grads[1], np.full((4, 2), 3.0))
+
+
+@pytest.mark.parametrize("rows, width", [(6, 4), (3, 8)])
+def test_linear_by_rows_gradients_equal_autodiff(rows, width):
+    kx, kw, kc = jax.random.split(jax.random.key(1), 3)
+    x = jax.random.normal(kx, (2, 3, width))
+    w_rows = jax.random.normal(kw, (rows, width))
+    cotangent = jax.random.normal(kc, (2, 3, rows))
+
+    def reference(x, w_rows):
+        return jnp.sum(jnp.einsum("bsi,oi->bso", x, w_rows) * cotangent)
+
+    def ours(x, w_rows):
+        return jnp.sum(linear_by_rows(x, w_rows, jnp.float32) * cotangent)
+
+    np.testing.assert_allclose(ours(x, w_rows), reference(x, w_rows), rtol=1e-6)
+    for got, want in zip(jax.grad(ours, (0, 1))(x, w_rows), jax.grad(reference, (0, 1))(x, w_rows)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
