@@ -56,8 +56,8 @@ def _linear_bwd(residuals, grad):
     # The weight gradient contracts the row axis N, the major axis of both x and grad, so one
     # of them must be laid out transposed. Transpose the narrower one, as a plain copy of its
     # own: left to the compiler, the transpose can land on the wider gradient and fuse into
-    # the elementwise ops that produce it, which then write with a stride (XLA:CPU, measured
-    # about 1.5x slower for a whole SwiGLU block's backward pass).
+    # the elementwise ops that produce it, which then write with a stride (seen on XLA:CPU,
+    # where that fused transpose was the costliest op of a SwiGLU block's backward pass).
     if x.shape[1] <= grad.shape[1]:
         x_t = jax.lax.optimization_barrier(x.T)  # [I, N]
         grad_w = _dot(x_t, grad)  # [I, O]
@@ -248,29 +248,6 @@ def _attend_one_query(
     return out.reshape(batch, 1, num_heads, head_dim).astype(dtype)  # [B, 1, H, Dh]
 
 
-def write_slots(buffer: jax.Array, update: jax.Array, start: tuple) -> jax.Array:
-    """``dynamic_update_slice`` of ``update`` (cast to the buffer's dtype) into ``buffer``.
-
-    16-bit float buffers are written through their ``uint16`` bit patterns: XLA:CPU computes a
-    bfloat16 ``dynamic_update_slice`` in float32, converting the whole buffer and back on every
-    write (a decode step then costs a pass over the whole cache); the integer write touches
-    only the new slots and stays in place.
-
-    Example:
-      >>> write_slots(jnp.zeros((1, 3), jnp.bfloat16), jnp.ones((1, 1)), (0, 1))
-      Array([[0, 1, 0]], dtype=bfloat16)
-    """
-    update = update.astype(buffer.dtype)
-    if jnp.dtype(buffer.dtype).itemsize != 2 or not jnp.issubdtype(buffer.dtype, jnp.floating):
-        return lax.dynamic_update_slice(buffer, update, start)
-    bits = lax.dynamic_update_slice(
-        lax.bitcast_convert_type(buffer, jnp.uint16),
-        lax.bitcast_convert_type(update, jnp.uint16),
-        start,
-    )
-    return lax.bitcast_convert_type(bits, buffer.dtype)
-
-
 class Projection(nn.Module):
     """Contracts the last ``len(in_axes)`` dims of ``x`` with a ``kernel`` (+ optional ``bias``).
 
@@ -354,8 +331,12 @@ class Attention(nn.Module):
         values = values.transpose(0, 2, 1, 3)  # [B, K, S, Dh]
         if layer_cache is not None:
             cache_keys, cache_values = layer_cache
-            cache_keys = write_slots(cache_keys, keys, (0, 0, 0, end))
-            cache_values = write_slots(cache_values, values, (0, 0, end, 0))
+            cache_keys = lax.dynamic_update_slice(
+                cache_keys, keys.astype(cache_keys.dtype), (0, 0, 0, end)
+            )
+            cache_values = lax.dynamic_update_slice(
+                cache_values, values.astype(cache_values.dtype), (0, 0, end, 0)
+            )
             layer_cache = (cache_keys, cache_values)
             length = cache_keys.shape[3] if self.attend_length is None else self.attend_length
             keys = lax.slice_in_dim(cache_keys, 0, length, axis=3)  # [B, K, Dh, A]
