@@ -39,7 +39,7 @@ import numpy as np
 
 from r1jax.models import ModelConfig, flops_per_token, init_params, num_params, save_pretrained
 from r1jax.sampling.rollout import PromptBatch
-from r1jax.sampling.sampler import SamplingParams, decode_plan, sample
+from r1jax.sampling.sampler import SamplingParams, cache_dtype, decode_plan, sample
 
 WORKLOADS = {  # model -> (prompts, samples per prompt, new tokens)
     "tiny": (8, 8, 128),
@@ -121,15 +121,15 @@ def roofline_seconds(
 
     The prefill reads every weight once; decode step ``t`` (``1 .. T-1``) reads every weight and
     the ``B`` rows' keys and values over the cache the sampler holds at that step (its segment's
-    length, `r1jax.sampling.sampler.decode_plan`).
+    length, `r1jax.sampling.sampler.decode_plan`, in the cache's dtype).
     """
-    itemsize = jnp.dtype(config.dtype).itemsize
     weight_bytes = num_params(config) * jnp.dtype(config.param_dtype).itemsize
     rows = prompts * samples
+    plan = decode_plan(SamplingParams(max_new_tokens=new_tokens))
+    itemsize = cache_dtype(config, plan).itemsize
     kv_bytes_per_slot = 2 * config.num_layers * config.num_kv_heads * config.head_dim * itemsize
     prefill_flops = workload_flops(config, prompts, samples, prompt_length, 1)
     seconds = max(prefill_flops / peak_flops, weight_bytes / bandwidth)
-    plan = decode_plan(SamplingParams(max_new_tokens=new_tokens))
     for step in range(1, new_tokens):
         segment_end = next(end for end in plan.segment_ends if step < end)
         cache_slots = prompt_length + segment_end - 1
