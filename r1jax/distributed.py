@@ -224,11 +224,7 @@ def put_rows(tree: Any, sharding: NamedSharding) -> Any:
     return jax.tree.map(put, tree)
 
 
-def to_host(tree: Any) -> Any:
-    """Global arrays -> numpy on every process (an all-gather when there are several)."""
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+to_host = sharding_lib.to_host  # the sampler uses it too, so it lives in r1jax.sharding
 
 
 def gather_rows(tree: Any) -> Any:

@@ -30,6 +30,8 @@ import math
 from collections.abc import Sequence
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -215,3 +217,16 @@ def constrain(
     if all(t == AxisType.Explicit for t in mesh.axis_types):
         return jax.sharding.reshard(x, spec)
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+def to_host(tree):
+    """Arrays (global ones included) -> numpy on every process: a ``device_get`` with one
+    process, an all-gather of every shard with several.
+
+    Example:
+      >>> to_host({"x": jax.numpy.arange(3)})
+      {'x': array([0, 1, 2], dtype=int32)}
+    """
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))

@@ -30,7 +30,6 @@ import dataclasses
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 
 from r1jax import sharding as sharding_lib
 from r1jax.models import ModelConfig
@@ -104,13 +103,6 @@ class BudgetForcedRollout:
 
 def _ends_with(sequence: list[int], suffix: tuple[int, ...]) -> bool:
     return len(sequence) >= len(suffix) and tuple(sequence[len(sequence) - len(suffix) :]) == suffix
-
-
-def _to_host(tree):
-    """Arrays -> numpy on this host; with several processes, an all-gather of every row."""
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
 def sample_with_budget(
@@ -195,7 +187,7 @@ def sample_with_budget(
             rules=rules,
             max_new_tokens_per_row=np.asarray(limits, np.int32),
         )
-        return _to_host(out)
+        return sharding_lib.to_host(out)
 
     for phase in range(budget.num_ignores + 1):
         used = np.array([len(t) for t in text], np.int32)
