@@ -1,29 +1,19 @@
 """``python -m r1jax.train`` as two processes joined by ``jax.distributed`` on localhost."""
 
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from r1jax import metrics
+from tests.multihost.launch import REPO_ROOT, free_port, run_workers
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SMOKE = f"{REPO_ROOT / 'experiments' / 'default.py'}:smoke"
 TIMING = ("time/", "tokens_per_second", "mfu")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
 def _train_on_two_processes(out_dir: Path, *overrides: str) -> list[str]:
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    port = free_port()
     flags = [
         f"--config.distributed.coordinator_address=localhost:{port}",
         "--config.distributed.num_processes=2",
@@ -40,32 +30,16 @@ def _train_on_two_processes(out_dir: Path, *overrides: str) -> list[str]:
         "--config.objective.entropy_coef=0.01",
         *[f"--config.{o}" for o in overrides],
     ]
-    workers = [
-        subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tests.multihost.train_worker", str(out_dir), "--"),
-                *("--config", SMOKE, "--workdir", str(out_dir / "run")),
-                *flags,
-                f"--config.distributed.process_id={pid}",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    commands = [
+        [
+            *(sys.executable, "-m", "tests.multihost.train_worker", str(out_dir), "--"),
+            *("--config", SMOKE, "--workdir", str(out_dir / "run")),
+            *flags,
+            f"--config.distributed.process_id={pid}",
+        ]
         for pid in range(2)
     ]
-    outputs = []
-    try:
-        for worker in workers:
-            outputs.append(worker.communicate(timeout=400)[0])
-    finally:
-        for worker in workers:
-            worker.kill()
-    for worker, output in zip(workers, outputs):
-        assert worker.returncode == 0, output[-4000:]
-    return outputs
+    return run_workers(commands, timeout=400)
 
 
 def _numbers(directory: Path) -> list[dict]:

@@ -1,9 +1,6 @@
 """Multi-host behaviour with two real processes joined by ``jax.distributed`` on localhost."""
 
 import json
-import os
-import socket
-import subprocess
 import sys
 
 import jax
@@ -11,40 +8,17 @@ import numpy as np
 import pytest
 
 from r1jax import models
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
+from tests.multihost.launch import free_port, run_workers
 
 
 @pytest.mark.multidevice
 def test_two_processes_share_one_mesh_and_read_disjoint_shards(tmp_path):
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.multihost.worker", str(pid), str(port), str(tmp_path)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    port = free_port()
+    commands = [
+        [sys.executable, "-m", "tests.multihost.worker", str(pid), str(port), str(tmp_path)]
         for pid in range(2)
     ]
-    outputs = []
-    try:
-        for worker in workers:
-            outputs.append(worker.communicate(timeout=240)[0])
-    finally:
-        for worker in workers:
-            worker.kill()
-    for worker, output in zip(workers, outputs):
-        assert worker.returncode == 0, output[-4000:]
+    run_workers(commands, timeout=240)
 
     reports = [json.loads((tmp_path / f"process_{pid}.json").read_text()) for pid in range(2)]
     assert [r["process_index"] for r in reports] == [0, 1]
