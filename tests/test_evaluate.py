@@ -1,28 +1,19 @@
 """Tests for r1jax.evaluate and the ``python -m r1jax.eval`` command line."""
 
 import jax
-import numpy as np
 import pytest
 
 from r1jax import eval as eval_cli
 from r1jax import evaluate
 from r1jax.data import prompts as prompt_data
-from r1jax.models import ModelConfig, init_params, save_pretrained
+from r1jax.models import save_pretrained
 from r1jax.tasks import multiplication
-from r1jax.tokenizer import Tokenizer
+from tests.evaluate_fixtures import tiny_multiplication_model
 
 
 @pytest.fixture(scope="module")
 def model():
-    rng = np.random.default_rng(0)
-    problems = [multiplication.generate(rng, digits=2) for _ in range(50)]
-    texts = [multiplication.prompt(p) for p in problems]
-    texts += [multiplication.reference_completion(p) for p in problems]
-    tokenizer = Tokenizer.train(texts, vocab_size=300)
-    config = ModelConfig.preset(
-        "tiny", vocab_size=tokenizer.vocab_size, hidden_size=32, mlp_dim=64, head_dim=8
-    )
-    return config, init_params(config, jax.random.key(0)), tokenizer, problems[:3]
+    return tiny_multiplication_model()
 
 
 def test_evaluate_reports_pass_at_k_and_greedy_accuracy(model):

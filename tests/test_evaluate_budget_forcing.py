@@ -9,11 +9,11 @@ from r1jax import eval as eval_cli
 from r1jax import evaluate
 from r1jax.data import padding
 from r1jax.data import prompts as prompt_data
-from r1jax.models import ModelConfig, init_params, save_pretrained
+from r1jax.models import save_pretrained
 from r1jax.sampling import sampler as sampler_lib
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.tasks import multiplication
-from r1jax.tokenizer import Tokenizer
+from tests.evaluate_fixtures import tiny_multiplication_model
 
 # One token of the test tokenizer, so that a model forced to repeat it ends its thinking.
 ONE_TOKEN_END = "think"
@@ -21,15 +21,7 @@ ONE_TOKEN_END = "think"
 
 @pytest.fixture(scope="module")
 def model():
-    rng = np.random.default_rng(0)
-    problems = [multiplication.generate(rng, digits=2) for _ in range(50)]
-    texts = [multiplication.prompt(p) for p in problems]
-    texts += [multiplication.reference_completion(p) for p in problems]
-    tokenizer = Tokenizer.train(texts, vocab_size=300)
-    config = ModelConfig.preset(
-        "tiny", vocab_size=tokenizer.vocab_size, hidden_size=32, mlp_dim=64, head_dim=8
-    )
-    return config, init_params(config, jax.random.key(0)), tokenizer, problems[:3]
+    return tiny_multiplication_model()
 
 
 def always_emits(params, token: int):
