@@ -45,7 +45,7 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.steps = 160
-    c.model = dict(name="tiny", dtype="float32", param_dtype="float32", remat="none")
+    c.model = dict(name="tiny", dtype="float32", param_dtype="float32", remat=False)
     c.data = dict(
         task="multiplication",
         task_options=dict(digits=3, digits_b=1, distribution="exact_digits"),

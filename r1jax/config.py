@@ -92,7 +92,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.name = "tiny"  # preset name (tiny, small, qwen05b ...) or a local HF checkpoint dir
     c.model.dtype = "bfloat16"  # compute / activation dtype
     c.model.param_dtype = "float32"  # parameter and optimizer-state dtype
-    c.model.remat = "full"  # rematerialisation of each block: none | full | dots
+    c.model.remat = True  # recompute each block's activations in the backward pass (memory)
 
     c.tokenizer = ml_collections.ConfigDict()
     c.tokenizer.path = ""  # dir with tokenizer.json; empty = the model dir

@@ -380,7 +380,7 @@ def _update_config(
         num_iterations=1 if sft else o.num_iterations,
         minibatches_per_step=1 if sft else opt.minibatches_per_step,
         micro_batch_size=opt.micro_batch_size,
-        remat=config.model.remat != "none",
+        remat=config.model.remat,
         rules=rules,
     )
 

@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from r1jax.models.config import ModelConfig
 from r1jax.models.kv_cache import KVCache
-from r1jax.models.layers import Block, Embed, RMSNorm, Unembed
+from r1jax.models.layers import Block, Embed, RMSNorm, Unembed, remat_block
 from r1jax.models.rope import rope_angles
 from r1jax.sharding import ShardingRules, constrain, logical_sharding
 
@@ -46,8 +46,7 @@ class Transformer(nn.Module):
     def setup(self):
         cfg = self.config
         self.embed = Embed(cfg)
-        block = nn.remat(Block) if self.remat else Block
-        self.layers = [block(cfg, self.attend_length, self.rules) for _ in range(cfg.num_layers)]
+        self.layers = [Block(cfg, self.attend_length, self.rules) for _ in range(cfg.num_layers)]
         self.final_norm = RMSNorm(cfg)
         if not cfg.tie_embeddings:
             self.lm_head = Unembed(cfg)
@@ -113,7 +112,10 @@ class Transformer(nn.Module):
             layer_cache = None
             if kv_cache is not None:
                 layer_cache = (kv_cache.keys[index], kv_cache.values[index])
-            x, layer_cache = layer(x, cos, sin, mask, layer_cache, end)
+            if self.remat and kv_cache is None and not self.is_initializing():
+                x = remat_block(layer, x, cos, sin, mask)
+            else:
+                x, layer_cache = layer(x, cos, sin, mask, layer_cache, end)
             if layer_cache is not None:
                 new_keys.append(layer_cache[0])
                 new_values.append(layer_cache[1])
