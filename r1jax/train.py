@@ -1009,7 +1009,10 @@ def _maybe_reset_reference(
     if config.reference.mode != "reset_every" or not every or state.reference is None:
         return state
     if rl_step and rl_step % every == 0:
-        copy = jax.tree.map(jnp.copy, state.policy)
+        # The policy in the reference's dtypes (`update.reference_copy`).
+        copy = jax.tree.map(
+            lambda p, r: jnp.array(p, dtype=r.dtype, copy=True), state.policy, state.reference
+        )
         return state.replace(reference=jax.device_put(copy, run.steps.policy_sharding))
     return state
 

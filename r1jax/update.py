@@ -421,6 +421,25 @@ class TrainState:
         return dataclasses.replace(self, **changes)
 
 
+def reference_copy(params: Any, model: ModelConfig) -> Any:
+    """The frozen reference's copy of ``params``: kernels and embeddings in the compute dtype.
+
+    Every use of a kernel or an embedding casts it to the compute dtype first, so a reference
+    stored in that dtype gives the same log-probs bit for bit, and under bfloat16 compute with
+    float32 params it takes half the memory. Norm scales and biases, applied in float32, keep
+    their dtype.
+    """
+    compute = jnp.dtype(model.compute_dtype)
+
+    def copy(path, leaf):
+        name = getattr(path[-1], "key", None)
+        if name in ("kernel", "embedding") and jnp.dtype(leaf.dtype).itemsize > compute.itemsize:
+            return leaf.astype(compute)
+        return jnp.copy(leaf)
+
+    return jax.tree_util.tree_map_with_path(copy, params)
+
+
 def init_train_state(policy: Any, config: UpdateConfig, *, reference: Any = None) -> TrainState:
     """A fresh `TrainState` at step 0 for ``policy``.
 
@@ -428,12 +447,13 @@ def init_train_state(policy: Any, config: UpdateConfig, *, reference: Any = None
       policy: the initial policy params.
       config: the update config; it decides whether a reference is kept (``kl_coef != 0``).
       reference: the reference params; a copy of ``policy`` when needed and not given.
+        Either is stored as `reference_copy` makes it.
 
     Returns:
       The state, with a fresh optimizer state and the reference (or None).
     """
     if config.uses_reference:
-        reference = jax.tree.map(jnp.copy, policy) if reference is None else reference
+        reference = reference_copy(policy if reference is None else reference, config.model)
     else:
         reference = None
     return TrainState(

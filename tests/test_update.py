@@ -80,6 +80,24 @@ def test_kl_weight_zero_keeps_no_reference(params):
     assert update.init_train_state(params, make_config(kl_coef=0.1)).reference is not None
 
 
+def test_reference_is_stored_in_the_compute_dtype_with_identical_logprobs(params):
+    bf16 = ModelConfig.preset(
+        "tiny", vocab_size=64, hidden_size=32, mlp_dim=64, head_dim=8, dtype="bfloat16"
+    )
+    config = dataclasses.replace(make_config(), model=bf16)
+    state = update.init_train_state(params, config)
+    assert state.reference["layers_0"]["mlp"]["up_proj"]["kernel"].dtype == jnp.bfloat16
+    assert state.reference["embed"]["embedding"].dtype == jnp.bfloat16
+    assert state.reference["final_norm"]["scale"].dtype == jnp.float32  # applied in float32
+    batch = make_batch()
+    stored = update.reference_logprobs(state.reference, batch, config)
+    from_policy = update.reference_logprobs(params, batch, config)
+    np.testing.assert_array_equal(stored, from_policy)
+    # float32 compute keeps a float32 copy.
+    state = update.init_train_state(params, make_config())
+    assert state.reference["embed"]["embedding"].dtype == jnp.float32
+
+
 def test_kl_is_zero_against_an_identical_reference(params):
     _, metrics = run_step(params, make_config(), make_batch())
     assert float(metrics["kl"]) == pytest.approx(0.0, abs=1e-6)
