@@ -248,6 +248,10 @@ class UpdateConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.micro_batch_size < 0:
             raise ValueError(f"optim.micro_batch_size must be >= 0, got {self.micro_batch_size}")
+        if self.logprob_chunk_size < 1:
+            raise ValueError(
+                f"optim.logprob_chunk_size must be positive, got {self.logprob_chunk_size}"
+            )
 
     @property
     def uses_reference(self) -> bool:

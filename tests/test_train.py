@@ -13,6 +13,7 @@ import pytest
 
 from r1jax import checkpointing, metrics, train
 from r1jax import config as config_lib
+from r1jax.models import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = str(ROOT / "experiments" / "default.py")
@@ -201,3 +202,16 @@ def test_verifier_settings_are_checked():
     config = config_lib.load_config("", ["verifier.workers=-1"])
     with pytest.raises(config_lib.ConfigError, match=r"verifier\.workers"):
         train.config_pool_workers(config)
+
+
+def test_update_settings_reach_the_step_and_bad_ones_are_config_errors():
+    model = ModelConfig.preset("tiny")
+    overrides = ["optim.logprob_chunk_size=32", "optim.micro_batch_size=4", "model.remat=true"]
+    config = config_lib.load_config("", overrides)
+    step = train._update_config(config, model, sft=False, max_new_tokens=16)
+    assert (step.logprob_chunk_size, step.micro_batch_size, step.remat) == (32, 4, True)
+    config = config_lib.load_config("", ["optim.logprob_chunk_size=0"])
+    with pytest.raises(config_lib.ConfigError, match=r"optim\.logprob_chunk_size"):
+        train._update_config(config, model, sft=False, max_new_tokens=16)
+    with pytest.raises(config_lib.ConfigError, match="expected a bool"):
+        config_lib.load_config("", ["model.remat=dots"])
