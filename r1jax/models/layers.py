@@ -392,26 +392,41 @@ class Block(nn.Module):
         return constrain(x, ("batch", "seq", "embed"), self.rules), layer_cache
 
 
-def remat_block(block: Block, x: jax.Array, cos: jax.Array, sin: jax.Array, mask: jax.Array):
+def remat_block(
+    block: Block,
+    x: jax.Array,
+    cos: jax.Array,
+    sin: jax.Array,
+    mask: jax.Array,
+    *,
+    order_by_data: bool | None = None,
+):
     """``block(x, ...)`` without a cache, rematerialised in the backward pass in layer order.
 
     The forward keeps only the block's input; the backward recomputes the block's activations
-    from it. Unlike `nn.remat`, the recomputation is made to depend on the gradient arriving from
-    the block above, and that gradient on this block's param gradients (`_after`), so a
-    scheduler can neither hoist every layer's recomputation to the start of the backward pass
-    nor defer the weight-gradient matmuls to its end, holding all layers' activations at once.
-    XLA:CPU does both with `jax.checkpoint` (measured: a small-model micro-batch used 1.1 GiB
-    of temporaries with and without it, 0.2 GiB with this). At most one block's activations
-    are live in the backward pass.
+    from it, after the gradient from the block above has arrived. On XLA:CPU that order has to
+    be forced through data (``order_by_data``): it drops `lax.optimization_barrier` before it
+    schedules, and with `jax.checkpoint` it ran every layer's recomputation at the start of the
+    backward pass and every weight-gradient matmul at its end, holding all layers' activations
+    at once (measured: a small-model micro-batch used 1.1 GiB of temporaries with and without
+    remat, 0.2 GiB with this). So there the recomputation's input depends on the incoming
+    gradient, and the gradient passed down on this block's param gradients (`_after`). GPU and
+    TPU schedulers keep barriers and overlap the weight-gradient reduce-scatters of FSDP with
+    the next block's backward, so there one barrier ties the recomputation's inputs to the
+    incoming gradient, as `jax.checkpoint` does, and nothing waits for the param gradients.
 
     Args:
       block: a bound `Block` (the layer whose params are used).
       x: ``[B, S, D]`` block input; cos, sin: ``[B, S, Dh/2]``; mask: ``[B, S, S]`` bool.
+      order_by_data: force the order through data dependencies; None does so on the CPU
+        backend only.
 
     Returns:
       ``[B, S, D]``, the block's output.
     """
     config, rules = block.config, block.rules
+    if order_by_data is None:
+        order_by_data = jax.default_backend() == "cpu"
 
     def output(module, x, cos, sin, mask):
         return module(x, cos, sin, mask, None, None)[0]
@@ -421,7 +436,10 @@ def remat_block(block: Block, x: jax.Array, cos: jax.Array, sin: jax.Array, mask
 
     def backward(residuals, grad):
         params, x, cos, sin, mask = residuals
-        x = _after(x, grad)
+        if order_by_data:
+            x = _after(x, grad)
+        else:
+            params, x, cos, sin, grad = lax.optimization_barrier((params, x, cos, sin, grad))
 
         def apply(params, x):
             fresh = Block(config, None, rules)
@@ -429,9 +447,8 @@ def remat_block(block: Block, x: jax.Array, cos: jax.Array, sin: jax.Array, mask
 
         _, vjp = jax.vjp(apply, params, x)
         params_grad, x_grad = vjp(grad)
-        # The layer below also waits for this layer's param gradients, so their matmuls are
-        # not deferred to the end of the backward pass with their inputs held live.
-        x_grad = _after(x_grad, params_grad)
+        if order_by_data:
+            x_grad = _after(x_grad, params_grad)
         no_grad = jnp.zeros_like(cos), jnp.zeros_like(sin), np.zeros(mask.shape, jax.dtypes.float0)
         return {"params": params_grad}, x_grad, *no_grad
 

@@ -1,11 +1,14 @@
 """Tests for r1jax/models/layers.py: the projection with its hand-written gradient."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from r1jax.models.layers import linear, linear_by_rows
+from r1jax.models import ModelConfig
+from r1jax.models.layers import Block, linear, linear_by_rows, remat_block
+from r1jax.models.rope import rope_angles
 
 
 @pytest.mark.parametrize(
@@ -61,3 +64,35 @@ def test_linear_by_rows_gradients_equal_autodiff(rows, width):
     np.testing.assert_allclose(ours(x, w_rows), reference(x, w_rows), rtol=1e-6)
     for got, want in zip(jax.grad(ours, (0, 1))(x, w_rows), jax.grad(reference, (0, 1))(x, w_rows)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("order_by_data", [True, False], ids=["cpu_order", "barrier"])
+def test_remat_block_gives_the_plain_blocks_output_and_gradients(order_by_data):
+    config = ModelConfig.preset("tiny", architecture="qwen3", qk_norm=True)
+    x = jax.random.normal(jax.random.key(0), (2, 16, config.hidden_size))
+    cos, sin = rope_angles(jnp.broadcast_to(jnp.arange(16), (2, 16)), config)
+    mask = jnp.broadcast_to(jnp.tril(jnp.ones((16, 16), bool)), (2, 16, 16))
+    mask = mask.at[1, :, :3].set(False)  # left padding in row 1
+
+    class Layer(nn.Module):
+        remat: bool
+
+        @nn.compact
+        def __call__(self, x):
+            block = Block(config, name="block")
+            if self.remat and not self.is_initializing():
+                return remat_block(block, x, cos, sin, mask, order_by_data=order_by_data)
+            return block(x, cos, sin, mask, None, None)[0]
+
+    params = Layer(False).init(jax.random.key(1), x)["params"]
+    params = jax.tree.map(
+        lambda p: p + 0.05 * jax.random.normal(jax.random.key(2), p.shape), params
+    )
+
+    def loss(remat, params, x):
+        return jnp.sum(jnp.sin(Layer(remat).apply({"params": params}, x)))
+
+    want = jax.jit(jax.value_and_grad(lambda p, x: loss(False, p, x), argnums=(0, 1)))(params, x)
+    got = jax.jit(jax.value_and_grad(lambda p, x: loss(True, p, x), argnums=(0, 1)))(params, x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
