@@ -63,7 +63,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -1013,10 +1012,7 @@ def _maybe_reset_reference(
     if config.reference.mode != "reset_every" or not every or state.reference is None:
         return state
     if rl_step and rl_step % every == 0:
-        # The policy in the reference's dtypes (`update.reference_copy`).
-        copy = jax.tree.map(
-            lambda p, r: jnp.array(p, dtype=r.dtype, copy=True), state.policy, state.reference
-        )
+        copy = update.reference_copy(state.policy, run.model_config)
         return state.replace(reference=jax.device_put(copy, run.steps.policy_sharding))
     return state
 

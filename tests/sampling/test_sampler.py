@@ -98,23 +98,27 @@ def test_group_rows_follow_their_prompt(params):
     )
 
 
+def _learner_logprobs(params, rollout, temperature=1.0):
+    """The learner's ``[B, T]`` log-probs of a rollout's completions (one full forward)."""
+    tokens, mask, positions = rollout.sequences()
+    return token_logprobs(
+        params,
+        tokens,
+        positions,
+        CONFIG,
+        attention_mask=mask,
+        target_start=rollout.prompt_tokens.shape[1],
+        temperature=temperature,
+    )
+
+
 def test_logprobs_agree_with_learner(params):
     batch = prompt_batch()
     sampling_params = SamplingParams(
         max_new_tokens=8, temperature=0.8, top_p=0.9, num_samples_per_prompt=2, stop_token_ids=(3,)
     )
     rollout = sample(params, CONFIG, batch, jax.random.key(5), sampling_params)
-    tokens, mask, positions = rollout.sequences()
-    width = rollout.prompt_tokens.shape[1]
-    learner = token_logprobs(
-        params,
-        tokens,
-        positions,
-        CONFIG,
-        attention_mask=mask,
-        target_start=width,
-        temperature=0.8,
-    )
+    learner = _learner_logprobs(params, rollout, temperature=0.8)
     completion_mask = np.asarray(rollout.mask) > 0
     np.testing.assert_allclose(
         np.asarray(learner)[completion_mask],
@@ -134,15 +138,7 @@ def test_growing_cache_segments_match_one_segment_and_the_learner(params):
     segmented = sample(params, CONFIG, batch, jax.random.key(9), many)
     np.testing.assert_array_equal(segmented.tokens, single.tokens)
     np.testing.assert_allclose(segmented.logprobs, single.logprobs, atol=1e-6)
-    tokens, mask, positions = segmented.sequences()
-    learner = token_logprobs(
-        params,
-        tokens,
-        positions,
-        CONFIG,
-        attention_mask=mask,
-        target_start=segmented.prompt_tokens.shape[1],
-    )
+    learner = _learner_logprobs(params, segmented)
     np.testing.assert_allclose(learner, segmented.logprobs, atol=1e-5)
 
 
