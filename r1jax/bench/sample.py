@@ -22,6 +22,12 @@ matrix-vector product over ``--bandwidth-mib`` of data) and reports a roofline: 
 bandwidth``, summed over the call, against the measured time (bytes: every weight once plus the
 attended KV cache, per step).
 
+Small decode matmuls run below the peak of the large square matmul that defines it, so the run
+also times the decode steps' weight matmuls alone (every projection and the unembedding at the
+workload's rows, in one compiled loop, nothing else): their fraction of the peak is a ceiling
+no sampler reaches at these shapes, and their share of the call's time is what attention over
+the cache, norms, sampling and per-op overhead leave.
+
 ``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
 transformers (float32, ``torch.set_num_threads`` = CPU cores) and times ``generate`` with its
 KV cache on the same prompts (``num_return_sequences = G``, ``do_sample``, temperature 1,
@@ -38,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from r1jax.models import ModelConfig, flops_per_token, init_params, num_params, save_pretrained
+from r1jax.models.layers import linear, linear_by_rows
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import SamplingParams, cache_dtype, decode_plan, sample
 
@@ -90,6 +97,56 @@ def measure_memory_bandwidth(mib: int = 512, repeats: int = 5) -> float:
     matvec = jax.jit(jnp.dot)
     jax.block_until_ready(matvec(matrix, vector))
     return matrix.nbytes / _best_time(lambda: matvec(matrix, vector), repeats)
+
+
+def _weight_matmuls_step(params, config: ModelConfig, hidden: jax.Array) -> jax.Array:
+    """One decode step's weight matmuls alone, ``[B, D] -> [B, D]``.
+
+    Every layer's q/k/v/o and gate/up/down projection and the unembedding, each contracted as
+    the model does (`linear`, `linear_by_rows` for a tied embedding) at ``B`` rows, chained so
+    that no step can be hoisted out of a loop; no attention, norms, activations or sampling.
+    """
+    dtype = config.compute_dtype
+    rows = hidden.shape[0]
+    x = hidden
+    for i in range(config.num_layers):
+        attn, mlp = params[f"layers_{i}"]["attn"], params[f"layers_{i}"]["mlp"]
+        q = linear(x, attn["q_proj"]["kernel"], 1, dtype)  # [B, H, Dh]
+        k = linear(x, attn["k_proj"]["kernel"], 1, dtype)  # [B, K, Dh]
+        v = linear(x, attn["v_proj"]["kernel"], 1, dtype)  # [B, K, Dh]
+        o = linear(q, attn["o_proj"]["kernel"], 2, dtype)  # [B, D]
+        gate = linear(x, mlp["gate_proj"]["kernel"], 1, dtype)  # [B, F]
+        up = linear(x, mlp["up_proj"]["kernel"], 1, dtype)  # [B, F]
+        down = linear(gate + up, mlp["down_proj"]["kernel"], 1, dtype)  # [B, D]
+        kv = (k + v).reshape(rows, -1)[:, :1]  # [B, 1]
+        x = hidden + 1e-3 * (o + down + kv)  # bounded: no overflow or denormals over a loop
+    if config.tie_embeddings:
+        logits = linear_by_rows(x, params["embed"]["embedding"], dtype)  # [B, V]
+    else:
+        logits = linear(x, params["lm_head"]["kernel"], 1, dtype)  # [B, V]
+    return x + 1e-3 * logits[:, :1]
+
+
+def measure_weight_matmuls(params, config: ModelConfig, rows: int, steps: int, repeats: int):
+    """``(seconds, flops)`` of ``steps`` decode steps' weight matmuls alone.
+
+    `_weight_matmuls_step` at ``rows`` rows, looped ``steps`` times in one compiled program as
+    the sampler loops its steps; the best of ``repeats`` runs. A decode loop that runs the same
+    matmuls at the same shapes on this machine takes at least this long.
+    """
+    hidden = jnp.ones((rows, config.hidden_size), jnp.float32)
+
+    @jax.jit
+    def loop(params, hidden):
+        def step(_, x):
+            return _weight_matmuls_step(params, config, x)
+
+        return jax.lax.fori_loop(0, steps, step, hidden)
+
+    jax.block_until_ready(loop(params, hidden))
+    seconds = _best_time(lambda: loop(params, hidden), repeats)
+    flops = steps * rows * flops_per_token(config, context_length=0)  # weights only
+    return seconds, flops
 
 
 def _unembed_flops(config: ModelConfig) -> int:
@@ -209,6 +266,10 @@ def run(args: argparse.Namespace) -> dict:
         peak_flops=peak,
         bandwidth=bandwidth,
     )
+    decode_steps = new_tokens - 1
+    matmul_seconds, matmul_flops = measure_weight_matmuls(
+        params, config, rows, decode_steps, args.repeats
+    )
     results = {
         "model": args.model,
         "dtype": args.dtype,
@@ -226,6 +287,9 @@ def run(args: argparse.Namespace) -> dict:
         "memory_bandwidth_bytes_per_second": bandwidth,
         "roofline_seconds": roofline,
         "fraction_of_roofline": roofline / seconds,
+        "weight_matmuls_seconds": matmul_seconds,
+        "weight_matmuls_fraction_of_peak": matmul_flops / matmul_seconds / peak,
+        "weight_matmuls_share_of_call": matmul_seconds / seconds,
         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
     if args.vs_transformers:
@@ -249,6 +313,12 @@ def run(args: argparse.Namespace) -> dict:
         print(
             f"  roofline     {roofline:12.3f} s per call (measured read bandwidth "
             f"{bandwidth / 1e9:.1f} GB/s): {100 * results['fraction_of_roofline']:.1f}% of it"
+        )
+        print(
+            f"  matmuls only {matmul_seconds:12.3f} s per call ({decode_steps} decode steps' "
+            f"weight matmuls, {rows} rows, nothing else): "
+            f"{100 * results['weight_matmuls_fraction_of_peak']:.1f}% of peak, "
+            f"{100 * results['weight_matmuls_share_of_call']:.1f}% of the call's time"
         )
         if args.vs_transformers:
             print(
