@@ -23,10 +23,10 @@ bandwidth``, summed over the call, against the measured time (bytes: every weigh
 attended KV cache, per step).
 
 Small decode matmuls run below the peak of the large square matmul that defines it, so the run
-also times the decode steps' weight matmuls alone (every projection and the unembedding at the
-workload's rows, in one compiled loop, nothing else): their fraction of the peak is a ceiling
-no sampler reaches at these shapes, and their share of the call's time is what attention over
-the cache, norms, sampling and per-op overhead leave.
+also times the decode steps' weight matmuls alone (`r1jax.bench.matmuls.decode_seconds`: every
+projection and the unembedding at the workload's rows, in one compiled loop, nothing else):
+their fraction of the peak is a ceiling no sampler reaches at these shapes, and their share of
+the call's time is what attention over the cache, norms, sampling and per-op overhead leave.
 
 ``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
 transformers (float32, ``torch.set_num_threads`` = CPU cores) and times ``generate`` with its
@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from r1jax.bench import matmuls
 from r1jax.models import ModelConfig, flops_per_token, init_params, num_params, save_pretrained
-from r1jax.models.layers import linear, linear_by_rows
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import SamplingParams, cache_dtype, decode_plan, sample
 
@@ -71,22 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def measure_matmul_peak(dtype: str, size: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of a jitted ``size x size`` matmul in ``dtype`` with float32 accumulation."""
     a = jnp.ones((size, size), dtype)
     b = jnp.ones((size, size), dtype)
     matmul = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
     jax.block_until_ready(matmul(a, b))
-    return 2 * size**3 / _best_time(lambda: matmul(a, b), repeats)
+    return 2 * size**3 / matmuls.best_time(lambda: matmul(a, b), repeats)
 
 
 def measure_memory_bandwidth(mib: int = 512, repeats: int = 5) -> float:
@@ -96,57 +87,7 @@ def measure_memory_bandwidth(mib: int = 512, repeats: int = 5) -> float:
     vector = jnp.ones((1024,), jnp.float32)
     matvec = jax.jit(jnp.dot)
     jax.block_until_ready(matvec(matrix, vector))
-    return matrix.nbytes / _best_time(lambda: matvec(matrix, vector), repeats)
-
-
-def _weight_matmuls_step(params, config: ModelConfig, hidden: jax.Array) -> jax.Array:
-    """One decode step's weight matmuls alone, ``[B, D] -> [B, D]``.
-
-    Every layer's q/k/v/o and gate/up/down projection and the unembedding, each contracted as
-    the model does (`linear`, `linear_by_rows` for a tied embedding) at ``B`` rows, chained so
-    that no step can be hoisted out of a loop; no attention, norms, activations or sampling.
-    """
-    dtype = config.compute_dtype
-    rows = hidden.shape[0]
-    x = hidden
-    for i in range(config.num_layers):
-        attn, mlp = params[f"layers_{i}"]["attn"], params[f"layers_{i}"]["mlp"]
-        q = linear(x, attn["q_proj"]["kernel"], 1, dtype)  # [B, H, Dh]
-        k = linear(x, attn["k_proj"]["kernel"], 1, dtype)  # [B, K, Dh]
-        v = linear(x, attn["v_proj"]["kernel"], 1, dtype)  # [B, K, Dh]
-        o = linear(q, attn["o_proj"]["kernel"], 2, dtype)  # [B, D]
-        gate = linear(x, mlp["gate_proj"]["kernel"], 1, dtype)  # [B, F]
-        up = linear(x, mlp["up_proj"]["kernel"], 1, dtype)  # [B, F]
-        down = linear(gate + up, mlp["down_proj"]["kernel"], 1, dtype)  # [B, D]
-        kv = (k + v).reshape(rows, -1)[:, :1]  # [B, 1]
-        x = hidden + 1e-3 * (o + down + kv)  # bounded: no overflow or denormals over a loop
-    if config.tie_embeddings:
-        logits = linear_by_rows(x, params["embed"]["embedding"], dtype)  # [B, V]
-    else:
-        logits = linear(x, params["lm_head"]["kernel"], 1, dtype)  # [B, V]
-    return x + 1e-3 * logits[:, :1]
-
-
-def measure_weight_matmuls(params, config: ModelConfig, rows: int, steps: int, repeats: int):
-    """``(seconds, flops)`` of ``steps`` decode steps' weight matmuls alone.
-
-    `_weight_matmuls_step` at ``rows`` rows, looped ``steps`` times in one compiled program as
-    the sampler loops its steps; the best of ``repeats`` runs. A decode loop that runs the same
-    matmuls at the same shapes on this machine takes at least this long.
-    """
-    hidden = jnp.ones((rows, config.hidden_size), jnp.float32)
-
-    @jax.jit
-    def loop(params, hidden):
-        def step(_, x):
-            return _weight_matmuls_step(params, config, x)
-
-        return jax.lax.fori_loop(0, steps, step, hidden)
-
-    jax.block_until_ready(loop(params, hidden))
-    seconds = _best_time(lambda: loop(params, hidden), repeats)
-    flops = steps * rows * flops_per_token(config, context_length=0)  # weights only
-    return seconds, flops
+    return matrix.nbytes / matmuls.best_time(lambda: matvec(matrix, vector), repeats)
 
 
 def _unembed_flops(config: ModelConfig) -> int:
@@ -254,7 +195,7 @@ def run(args: argparse.Namespace) -> dict:
     rollout = jax.block_until_ready(call())
     first = time.perf_counter() - start
     assert int(np.min(rollout.lengths)) == new_tokens, "every row must generate exactly T tokens"
-    seconds = _best_time(call, args.repeats)
+    seconds = matmuls.best_time(call, args.repeats)
     tokens_per_second = rows * new_tokens / seconds
     flops = workload_flops(config, prompts, samples, prompt_length, new_tokens)
     roofline = roofline_seconds(
@@ -267,7 +208,7 @@ def run(args: argparse.Namespace) -> dict:
         bandwidth=bandwidth,
     )
     decode_steps = new_tokens - 1
-    matmul_seconds, matmul_flops = measure_weight_matmuls(
+    matmul_seconds, matmul_flops = matmuls.decode_seconds(
         params, config, rows, decode_steps, args.repeats
     )
     results = {

@@ -13,7 +13,10 @@ the completions are decoded with a byte-level BPE tokenizer and verified by a `V
 (``β = 0.04``) against a frozen reference, AdamW, global-norm clipping. Times are per phase
 (``sample``, ``verify``, ``update``) and for the whole step, each the median of ``--repeats``
 steps after one compiling step. Peak memory is the process's peak resident set size (CPU) or
-the device's ``peak_bytes_in_use`` (GPU/TPU).
+the device's ``peak_bytes_in_use`` (GPU/TPU). After the timed steps, the update's weight matmuls
+are timed alone (`r1jax.bench.matmuls.update_seconds`: the reference's forward and the
+policy's forward and backward over the full batch, nothing else; best of ``--repeats``, run
+after the peak memory is read), a floor for the update on this machine.
 
 ``--vs-trl`` then runs TRL's ``GRPOTrainer`` on the same workload, starting from the same
 weights (the frozen reference, i.e. the initial params, saved as a float32 Hugging Face
@@ -35,7 +38,7 @@ import jax
 import numpy as np
 
 from r1jax import update
-from r1jax.bench import trl_step
+from r1jax.bench import matmuls, trl_step
 from r1jax.models import ModelConfig, init_params, num_params
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import SamplingParams, sample
@@ -155,6 +158,19 @@ def run(args: argparse.Namespace) -> dict:
     }
     for name, values in timings.items():
         results[f"{name}_seconds"] = statistics.median(values)
+    # After the peak memory is read: the full-batch logits here are not the update's.
+    rows = args.prompts * args.samples
+    results["update_matmuls_seconds"] = matmuls.update_seconds(
+        state.policy,
+        state.reference,
+        model_config,
+        rows=rows * (args.prompt_length + args.new_tokens),
+        scored_rows=rows * args.new_tokens,
+        repeats=args.repeats,
+    )
+    results["update_matmuls_share_of_update"] = (
+        results["update_matmuls_seconds"] / results["update_seconds"]
+    )
     if args.vs_trl:
         # The reference holds the initial params (the policy's buffers were donated).
         initial = state.policy if state.reference is None else state.reference
@@ -172,6 +188,11 @@ def run(args: argparse.Namespace) -> dict:
             f"{compile_seconds:.1f} s)"
         )
         print(f"  peak memory {results['peak_memory_gib']:.2f} GiB")
+        print(
+            f"  update matmuls only {results['update_matmuls_seconds']:.3f} s (the reference's "
+            f"forward and the policy's forward and backward weight matmuls, full batch, nothing "
+            f"else): {100 * results['update_matmuls_share_of_update']:.1f}% of the update"
+        )
         if args.vs_trl:
             _print_trl(results, args.repeats)
     return results

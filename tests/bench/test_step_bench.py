@@ -40,6 +40,8 @@ def test_step_bench_reports_phase_times_and_memory(capsys):
         "update_seconds",
         "total_seconds",
         "peak_memory_gib",
+        "update_matmuls_seconds",
+        "update_matmuls_share_of_update",
     ):
         assert results[name] > 0, name
         assert name in printed
