@@ -14,6 +14,7 @@ Achieved FLOP/s uses `r1jax.models.flops_per_token` (matmul FLOPs, attention inc
 token's actual context length; the prefill unembeds the last prompt position only) over prefill
 and decode, as a fraction of this machine's matmul peak measured in the same run: a jitted
 ``N x N`` matmul in the benchmark dtype with float32 accumulation, the best of several runs.
+A bfloat16 run also measures the float32 peak and prints its fraction of that.
 
 Decoding a few rows is bound by memory, not arithmetic: every step reads all the weights and the
 attended cache. So the run also measures the memory read bandwidth (a jitted float32
@@ -178,6 +179,9 @@ def run(args: argparse.Namespace) -> dict:
     rows = prompts * samples
     config = ModelConfig.preset(args.model, dtype=args.dtype, param_dtype=args.dtype)
     peak = measure_matmul_peak(args.dtype, args.peak_size)
+    float32_peak = (
+        peak if args.dtype == "float32" else measure_matmul_peak("float32", args.peak_size)
+    )
     bandwidth = measure_memory_bandwidth(args.bandwidth_mib)
     params = init_params(config, jax.random.key(args.seed))
     rng = np.random.default_rng(args.seed)
@@ -225,6 +229,8 @@ def run(args: argparse.Namespace) -> dict:
         "flops_per_second": flops / seconds,
         "peak_flops_per_second": peak,
         "fraction_of_peak": flops / seconds / peak,
+        "float32_peak_flops_per_second": float32_peak,
+        "fraction_of_float32_peak": flops / seconds / float32_peak,
         "memory_bandwidth_bytes_per_second": bandwidth,
         "roofline_seconds": roofline,
         "fraction_of_roofline": roofline / seconds,
@@ -251,6 +257,11 @@ def run(args: argparse.Namespace) -> dict:
             f"{100 * results['fraction_of_peak']:.1f}% of measured {args.dtype} matmul peak "
             f"{peak / 1e9:.1f} GFLOP/s"
         )
+        if args.dtype != "float32":
+            print(
+                f"  {'':12} {'':12}   = {100 * results['fraction_of_float32_peak']:.1f}% of "
+                f"measured float32 matmul peak {float32_peak / 1e9:.1f} GFLOP/s"
+            )
         print(
             f"  roofline     {roofline:12.3f} s per call (measured read bandwidth "
             f"{bandwidth / 1e9:.1f} GB/s): {100 * results['fraction_of_roofline']:.1f}% of it"

@@ -95,3 +95,15 @@ def test_roofline_is_memory_bound_for_few_rows_and_compute_bound_for_many():
     slow_compute = sample_bench.roofline_seconds(config, 2, 3, 4, 3, peak_flops=1e6, bandwidth=1e15)
     flops = sample_bench.workload_flops(config, 2, 3, 4, 3)
     assert slow_compute == pytest.approx(flops / 1e6, rel=1e-6)
+
+
+def test_bfloat16_run_also_reports_its_share_of_the_float32_peak(capsys):
+    workload = ["--prompts", "1", "--samples", "2", "--prompt-length", "4", "--new-tokens", "3"]
+    probes = ["--repeats", "1", "--peak-size", "128", "--bandwidth-mib", "8"]
+    args = parse(["--model", "tiny", "--dtype", "bfloat16", *workload, *probes])
+    results = sample_bench.run(args)
+    assert results["float32_peak_flops_per_second"] > 0
+    assert results["fraction_of_float32_peak"] == pytest.approx(
+        results["flops_per_second"] / results["float32_peak_flops_per_second"]
+    )
+    assert "of measured float32 matmul peak" in capsys.readouterr().out
