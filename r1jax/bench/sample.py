@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> dict:
         )
         if args.dtype != "float32":
             print(
-                f"  {'':12} {'':12}   = {100 * results['fraction_of_float32_peak']:.1f}% of "
+                f"{'':30}= {100 * results['fraction_of_float32_peak']:.1f}% of "
                 f"measured float32 matmul peak {float32_peak / 1e9:.1f} GFLOP/s"
             )
         print(
