@@ -1,5 +1,7 @@
 """Tests for r1jax/models/layers.py: the projection with its hand-written gradient."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 from r1jax.models import ModelConfig
-from r1jax.models.layers import Block, linear, linear_by_rows, remat_block
+from r1jax.models.layers import Block, linear, linear_by_rows, remat_block, transpose_copy
 from r1jax.models.rope import rope_angles
 
 
@@ -48,7 +50,40 @@ def test_linear_in_bfloat16_keeps_float32_outputs_and_param_dtype_gradients():
     np.testing.assert_array_equal(grads[1], np.full((4, 2), 3.0))
 
 
-@pytest.mark.parametrize("rows, width", [(6, 4), (3, 8)])
+def _dot_operand_dtypes(hlo_text: str) -> list[tuple[str, ...]]:
+    """The element types of every dot's operands in a compiled module's text."""
+    types = dict(re.findall(r"%([\w.\-]+)(?: = |: )(\w+)\[", hlo_text))
+    operands = re.findall(r" dot\(([^)]*)\)", hlo_text)
+    return [tuple(types[name.strip().lstrip("%")] for name in ops.split(",")) for ops in operands]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="pins an XLA:CPU lowering")
+@pytest.mark.parametrize(
+    "projection, x_shape, w_shape",
+    [
+        (lambda x, w: linear(x, w, 1, jnp.bfloat16), (256, 64), (64, 192)),  # x transposed
+        (lambda x, w: linear(x, w, 1, jnp.bfloat16), (256, 192), (192, 64)),  # grad transposed
+        (lambda x, w: linear_by_rows(x, w, jnp.bfloat16), (32, 64), (512, 64)),  # grad
+        (lambda x, w: linear_by_rows(x, w, jnp.bfloat16), (512, 16), (64, 16)),  # x, product
+    ],
+)
+def test_bfloat16_projection_gradients_compile_to_bfloat16_matmuls(projection, x_shape, w_shape):
+    # XLA:CPU upcasts a 16-bit dot to a float32 one (about 4x slower on a machine with bf16
+    # matmul units) when an operand is a transpose it folds into the dot.
+    x = jnp.ones(x_shape, jnp.float32)
+    w = jnp.ones(w_shape, jnp.float32)
+    grad = jax.jit(jax.grad(lambda x, w: jnp.sum(projection(x, w) ** 2), argnums=(0, 1)))
+    dots = _dot_operand_dtypes(grad.lower(x, w).compile().as_text())
+    assert len(dots) == 3  # forward, input gradient, weight gradient
+    assert all(dtypes == ("bf16", "bf16") for dtypes in dots), dots
+
+
+def test_transpose_copy_is_the_transpose():
+    x = jnp.arange(24.0).reshape(4, 6)
+    np.testing.assert_array_equal(jax.jit(transpose_copy)(x), x.T)
+
+
+@pytest.mark.parametrize("rows, width", [(6, 4), (3, 8), (8, 2)])  # last: x is transposed
 def test_linear_by_rows_gradients_equal_autodiff(rows, width):
     kx, kw, kc = jax.random.split(jax.random.key(1), 3)
     x = jax.random.normal(kx, (2, 3, width))
