@@ -7,8 +7,11 @@ Lives here: the modules and the masked-softmax attention kernel. Every param is 
 
 Layouts (einsum letters as in the shape vocabulary): q kernel ``[D, H, Dh]``, k/v kernels
 ``[D, K, Dh]``, o kernel ``[H, Dh, D]``, gate/up ``[D, F]``, down ``[F, D]``, embedding
-``[V, D]``, untied unembedding ``[D, V]``. Matmuls run in ``config.dtype`` and accumulate in
-float32 (``preferred_element_type``); norms, softmax and logits are float32.
+``[V, D]``, untied unembedding ``[D, V]``; with ``kernels_by_rows`` every kernel is stored
+output dims first (q ``[H, Dh, D]``, o ``[D, H, Dh]``, gate/up ``[F, D]``, unembedding
+``[V, D]``, ...), the decode layout of `r1jax.models.transformer.kernels_by_rows`. Matmuls run
+in ``config.dtype`` and accumulate in float32 (``preferred_element_type``); norms, softmax and
+logits are float32.
 
 The modules declare shapes, dtypes and logical axes; their initializers are placeholders
 (ones for norm scales, zeros elsewhere). `r1jax.models.transformer.init_params` draws the
@@ -204,20 +207,28 @@ class Embed(nn.Module):
 
 
 class Unembed(nn.Module):
-    """Untied output projection ``[D, V]`` (HF ``lm_head``)."""
+    """Untied output projection ``[D, V]`` (HF ``lm_head``), ``[V, D]`` with ``by_rows``."""
 
     config: ModelConfig
+    by_rows: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[B, S, D]`` -> ``[B, S, V]`` float32 logits."""
+        cfg = self.config
+        if self.by_rows:  # [V, D]
+            axes, shape = ("vocab", "embed"), (cfg.vocab_size, cfg.hidden_size)
+        else:  # [D, V]
+            axes, shape = ("embed", "vocab"), (cfg.hidden_size, cfg.vocab_size)
         kernel = self.param(
             "kernel",
-            nn.with_logical_partitioning(nn.initializers.zeros, ("embed", "vocab")),
-            (self.config.hidden_size, self.config.vocab_size),
-            self.config.params_dtype,
+            nn.with_logical_partitioning(nn.initializers.zeros, axes),
+            shape,
+            cfg.params_dtype,
         )
-        return linear(x, kernel, 1, self.config.compute_dtype)
+        if self.by_rows:
+            return linear_by_rows(x, kernel, cfg.compute_dtype)
+        return linear(x, kernel, 1, cfg.compute_dtype)
 
 
 def attend(
@@ -288,9 +299,11 @@ def _attend_one_query(
 
 
 class Projection(nn.Module):
-    """Contracts the last ``len(in_axes)`` dims of ``x`` with a ``kernel`` (+ optional ``bias``).
+    """Contracts the last ``num_in`` dims of ``x`` with a ``kernel`` (+ optional ``bias``).
 
-    ``shape`` and ``axes`` describe the kernel; its first ``num_in`` dims are contracted.
+    ``shape`` and ``axes`` describe the kernel; its first ``num_in`` dims are contracted. With
+    ``by_rows`` the kernel is stored output dims first, ``shape[num_in:] + shape[:num_in]``
+    (see `kernels_by_rows` in `r1jax.models.transformer`), and contracted in that layout.
     """
 
     config: ModelConfig
@@ -298,17 +311,30 @@ class Projection(nn.Module):
     axes: tuple[str, ...]
     num_in: int = 1
     use_bias: bool = False
+    by_rows: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         cfg = self.config
+        in_shape, out_shape = self.shape[: self.num_in], self.shape[self.num_in :]
+        if self.by_rows:
+            kernel_shape = out_shape + in_shape
+            kernel_axes = self.axes[self.num_in :] + self.axes[: self.num_in]
+        else:
+            kernel_shape, kernel_axes = self.shape, self.axes
         kernel = self.param(
             "kernel",
-            nn.with_logical_partitioning(nn.initializers.zeros, self.axes),
-            self.shape,
+            nn.with_logical_partitioning(nn.initializers.zeros, kernel_axes),
+            kernel_shape,
             cfg.params_dtype,
         )
-        out = linear(x, kernel, self.num_in, cfg.compute_dtype)  # [..., *shape[num_in:]]
+        if self.by_rows:
+            batch_shape = x.shape[: x.ndim - self.num_in]
+            rows = kernel.reshape(math.prod(out_shape), math.prod(in_shape))  # [O, I]
+            flat = x.reshape(*batch_shape, math.prod(in_shape))  # [..., I]
+            out = linear_by_rows(flat, rows, cfg.compute_dtype).reshape(*batch_shape, *out_shape)
+        else:
+            out = linear(x, kernel, self.num_in, cfg.compute_dtype)  # [..., *shape[num_in:]]
         if self.use_bias:
             bias = self.param(
                 "bias",
@@ -326,6 +352,7 @@ class Attention(nn.Module):
     config: ModelConfig
     attend_length: int | None = None
     rules: ShardingRules | None = None
+    kernels_by_rows: bool = False
 
     @nn.compact
     def __call__(
@@ -354,9 +381,10 @@ class Attention(nn.Module):
         d, h, k, dh = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         q_axes = ("embed", "heads", "head_dim")
         kv_axes = ("embed", "kv_heads", "head_dim")
-        q = Projection(cfg, (d, h, dh), q_axes, use_bias=cfg.qkv_bias, name="q_proj")(x)
-        keys = Projection(cfg, (d, k, dh), kv_axes, use_bias=cfg.qkv_bias, name="k_proj")(x)
-        values = Projection(cfg, (d, k, dh), kv_axes, use_bias=cfg.qkv_bias, name="v_proj")(x)
+        by_rows = self.kernels_by_rows
+        q = Projection(cfg, (d, h, dh), q_axes, 1, cfg.qkv_bias, by_rows, name="q_proj")(x)
+        keys = Projection(cfg, (d, k, dh), kv_axes, 1, cfg.qkv_bias, by_rows, name="k_proj")(x)
+        values = Projection(cfg, (d, k, dh), kv_axes, 1, cfg.qkv_bias, by_rows, name="v_proj")(x)
         if cfg.qk_norm:
             q = RMSNorm(cfg, name="q_norm")(q)  # [B, S, H, Dh]
             keys = RMSNorm(cfg, name="k_norm")(keys)  # [B, S, K, Dh]
@@ -382,9 +410,8 @@ class Attention(nn.Module):
             values = lax.slice_in_dim(cache_values, 0, length, axis=2)  # [B, K, A, Dh]
 
         out = attend(q, keys, values, mask, cfg.compute_dtype)  # [B, S, H, Dh]
-        out = Projection(cfg, (h, dh, d), ("heads", "head_dim", "embed"), num_in=2, name="o_proj")(
-            out
-        )  # [B, S, D]
+        o_axes = ("heads", "head_dim", "embed")
+        out = Projection(cfg, (h, dh, d), o_axes, 2, by_rows=by_rows, name="o_proj")(out)  # [B,S,D]
         return out, layer_cache
 
 
@@ -393,15 +420,18 @@ class MLP(nn.Module):
 
     config: ModelConfig
     rules: ShardingRules | None = None
+    kernels_by_rows: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         cfg = self.config
         d, f = cfg.hidden_size, cfg.mlp_dim
-        gate = Projection(cfg, (d, f), ("embed", "mlp"), name="gate_proj")(x)  # [B, S, F]
-        up = Projection(cfg, (d, f), ("embed", "mlp"), name="up_proj")(x)  # [B, S, F]
-        hidden = constrain(nn.silu(gate) * up, ("batch", "seq", "mlp"), self.rules)
-        return Projection(cfg, (f, d), ("mlp", "embed"), name="down_proj")(hidden)  # [B, S, D]
+        by_rows = self.kernels_by_rows
+        gate = Projection(cfg, (d, f), ("embed", "mlp"), by_rows=by_rows, name="gate_proj")(x)
+        up = Projection(cfg, (d, f), ("embed", "mlp"), by_rows=by_rows, name="up_proj")(x)
+        hidden = constrain(nn.silu(gate) * up, ("batch", "seq", "mlp"), self.rules)  # [B, S, F]
+        down = Projection(cfg, (f, d), ("mlp", "embed"), by_rows=by_rows, name="down_proj")
+        return down(hidden)  # [B, S, D]
 
 
 class Block(nn.Module):
@@ -410,6 +440,7 @@ class Block(nn.Module):
     config: ModelConfig
     attend_length: int | None = None
     rules: ShardingRules | None = None
+    kernels_by_rows: bool = False
 
     @nn.compact
     def __call__(
@@ -423,11 +454,14 @@ class Block(nn.Module):
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         """``[B, S, D]`` -> ``[B, S, D]``; see `Attention` for the other arguments."""
         cfg = self.config
-        attn_out, layer_cache = Attention(cfg, self.attend_length, self.rules, name="attn")(
+        by_rows = self.kernels_by_rows
+        attention = Attention(cfg, self.attend_length, self.rules, by_rows, name="attn")
+        attn_out, layer_cache = attention(
             RMSNorm(cfg, name="attn_norm")(x), cos, sin, mask, layer_cache, end
         )
         x = x + attn_out
-        x = x + MLP(cfg, self.rules, name="mlp")(RMSNorm(cfg, name="mlp_norm")(x))
+        mlp = MLP(cfg, self.rules, by_rows, name="mlp")
+        x = x + mlp(RMSNorm(cfg, name="mlp_norm")(x))
         return constrain(x, ("batch", "seq", "embed"), self.rules), layer_cache
 
 
@@ -481,7 +515,7 @@ def remat_block(
             params, x, cos, sin, grad = lax.optimization_barrier((params, x, cos, sin, grad))
 
         def apply(params, x):
-            fresh = Block(config, None, rules)
+            fresh = Block(config, None, rules, block.kernels_by_rows)
             return fresh.apply({"params": params}, x, cos, sin, mask, None, None)[0]
 
         _, vjp = jax.vjp(apply, params, x)

@@ -3,7 +3,8 @@
 Lives here: the `Transformer` Linen module (embedding, ``layers_0 .. layers_{L-1}``, final
 norm, tied or untied unembedding), the masks for full and cached attention, and the public
 pure functions `init_params`, `abstract_params`, `param_logical_axes`, `param_shardings`,
-`forward` and `token_logprobs`. Callers never see a module: params are a plain nested dict.
+`forward`, `kernels_by_rows` and `token_logprobs`. Callers never see a module: params are a
+plain nested dict.
 Not here: blocks (`r1jax.models.layers`), the cache pytree (`r1jax.models.kv_cache`),
 checkpoints (`r1jax.models.hf`).
 """
@@ -36,20 +37,25 @@ class Transformer(nn.Module):
       remat: rematerialise each block in the backward pass (training memory).
       attend_length: with a cache, attend over slots ``[0, attend_length)`` only.
       rules: sharding rules for the activation constraints (defaults when None).
+      kernels_by_rows: the params hold every kernel output dims first (`kernels_by_rows`).
     """
 
     config: ModelConfig
     remat: bool = False
     attend_length: int | None = None
     rules: ShardingRules | None = None
+    kernels_by_rows: bool = False
 
     def setup(self):
         cfg = self.config
+        by_rows = self.kernels_by_rows
         self.embed = Embed(cfg)
-        self.layers = [Block(cfg, self.attend_length, self.rules) for _ in range(cfg.num_layers)]
+        self.layers = [
+            Block(cfg, self.attend_length, self.rules, by_rows) for _ in range(cfg.num_layers)
+        ]
         self.final_norm = RMSNorm(cfg)
         if not cfg.tie_embeddings:
-            self.lm_head = Unembed(cfg)
+            self.lm_head = Unembed(cfg, by_rows)
 
     def __call__(
         self,
@@ -282,6 +288,7 @@ def forward(
     remat: bool = False,
     last_position_only: bool = False,
     rules: ShardingRules | None = None,
+    kernels_by_rows: bool = False,
 ) -> tuple[jax.Array, KVCache | None]:
     """Logits for ``tokens``, with or without a KV cache.
 
@@ -307,6 +314,7 @@ def forward(
         next token's logits, not the prompt's).
       rules: sharding rules for activation constraints (used when a mesh is set with
         ``jax.set_mesh``).
+      kernels_by_rows: static; ``params`` are in the layout `kernels_by_rows` returns.
 
     Returns:
       ``[B, S, V]`` float32 logits (``[B, 1, V]`` with ``last_position_only``) and the updated
@@ -322,10 +330,50 @@ def forward(
       >>> logits.shape, logits.dtype
       ((1, 3, 512), dtype('float32'))
     """
-    model = Transformer(config, remat=remat, attend_length=attend_length, rules=rules)
+    model = Transformer(
+        config,
+        remat=remat,
+        attend_length=attend_length,
+        rules=rules,
+        kernels_by_rows=kernels_by_rows,
+    )
     return model.apply(
         {"params": params}, tokens, positions, attention_mask, kv_cache, last_position_only
     )
+
+
+def kernels_by_rows(params: Params, config: ModelConfig) -> Params:
+    """``params`` with every kernel stored output dims first, in the compute dtype: the layout
+    `forward` takes with ``kernels_by_rows=True``.
+
+    A ``[D, F]`` kernel becomes ``[F, D]``, q ``[D, H, Dh]`` becomes ``[H, Dh, D]``, o
+    ``[H, Dh, D]`` becomes ``[D, H, Dh]``; the embedding (also the tied unembedding) is cast,
+    and norm scales and biases are kept. A decode step is a matmul of a few rows against every
+    weight; on XLA:CPU that product streams a weight stored ``[out, in]`` (each output a dot
+    product along contiguous memory) up to twice as fast as one stored ``[in, out]`` (measured
+    on the Qwen2.5-0.5B MLP at 8 rows in bfloat16: 30.6 ms against 64.9 ms per step). The
+    sampler builds this copy once per call, outside its loops. The values are unchanged; the
+    float32 accumulation order inside a dot may differ.
+
+    Example:
+      >>> config = ModelConfig.preset("tiny")
+      >>> rows = kernels_by_rows(init_params(config, jax.random.key(0)), config)
+      >>> rows["layers_0"]["mlp"]["gate_proj"]["kernel"].shape
+      (384, 128)
+    """
+    dtype = config.compute_dtype
+
+    def convert(path: tuple[str, ...], leaf: jax.Array) -> jax.Array:
+        if path[-1] == "embedding":
+            return leaf.astype(dtype)
+        if path[-1] != "kernel":
+            return leaf
+        num_in = 2 if "o_proj" in path else 1
+        order = (*range(num_in, leaf.ndim), *range(num_in))
+        return jnp.transpose(leaf.astype(dtype), order)
+
+    flat = flatten_params(params)
+    return unflatten_params({path: convert(path, leaf) for path, leaf in flat.items()})
 
 
 def token_logprobs(

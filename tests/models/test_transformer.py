@@ -11,6 +11,7 @@ from r1jax.models import (
     abstract_params,
     forward,
     init_params,
+    kernels_by_rows,
     param_logical_axes,
     token_logprobs,
 )
@@ -103,6 +104,45 @@ def test_bfloat16_params_give_float32_logits():
     assert logits.dtype == jnp.float32
     logprobs = jit_logprobs(params, tokens, tokens, config)
     assert logprobs.dtype == jnp.float32 and np.isfinite(np.asarray(logprobs)).all()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        CONFIG,
+        ModelConfig.preset("tiny", vocab_size=97),
+        ModelConfig.preset("tiny", dtype="bfloat16"),
+    ],
+    ids=["qwen3-untied", "qwen2-tied-bias", "qwen2-bfloat16"],
+)
+def test_kernels_by_rows_layout_gives_the_same_logits(config):
+    """The decode layout transposes every kernel, casts to the compute dtype, and computes the
+    same function: float32 logits to accumulation order, bfloat16 to rounding."""
+    params = init_params(config, jax.random.key(1))
+    rows = kernels_by_rows(params, config)
+    d, f = config.hidden_size, config.mlp_dim
+    h, k, dh = config.num_heads, config.num_kv_heads, config.head_dim
+    layer = rows["layers_1"]
+    assert layer["mlp"]["gate_proj"]["kernel"].shape == (f, d)
+    assert layer["mlp"]["down_proj"]["kernel"].shape == (d, f)
+    assert layer["attn"]["q_proj"]["kernel"].shape == (h, dh, d)
+    assert layer["attn"]["k_proj"]["kernel"].shape == (k, dh, d)
+    assert layer["attn"]["o_proj"]["kernel"].shape == (d, h, dh)
+    assert layer["attn_norm"]["scale"].dtype == params["layers_1"]["attn_norm"]["scale"].dtype
+    assert layer["mlp"]["up_proj"]["kernel"].dtype == config.compute_dtype
+    if config.qkv_bias:
+        assert layer["attn"]["q_proj"]["bias"].shape == (h, dh)
+    if not config.tie_embeddings:
+        assert rows["lm_head"]["kernel"].shape == (config.vocab_size, d)
+    tokens = jnp.asarray(np.random.default_rng(0).integers(0, 97, (2, 9)), jnp.int32)
+    positions = jnp.broadcast_to(jnp.arange(9), (2, 9))
+    stored, _ = jit_forward(params, tokens, positions, config)
+    by_rows, _ = jax.jit(forward, static_argnames=("config", "kernels_by_rows"))(
+        rows, tokens, positions, config, kernels_by_rows=True
+    )
+    assert by_rows.dtype == jnp.float32
+    tolerance = 1e-5 if config.dtype == "float32" else 0.1
+    np.testing.assert_allclose(by_rows, stored, atol=tolerance, rtol=0)
 
 
 @pytest.mark.parametrize(

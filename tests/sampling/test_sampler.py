@@ -12,6 +12,7 @@ from r1jax.models import (
     ModelConfig,
     forward,
     init_params,
+    kernels_by_rows,
     load_pretrained,
     param_shardings,
     token_logprobs,
@@ -33,15 +34,20 @@ def prompt_batch(prompts=PROMPTS, **kwargs):
     return PromptBatch.from_token_lists(prompts, length_bucket=6, **kwargs)
 
 
-def test_decode_logits_equal_full_forward(params):
-    """Every decode step's logits match a cache-free forward over the same prefix."""
+@pytest.mark.parametrize("by_rows", [False, True])
+def test_decode_logits_equal_full_forward(params, by_rows):
+    """Every decode step's logits match a cache-free forward over the same prefix, with the
+    kernels in either layout."""
     batch = prompt_batch()
-    sampling_params = SamplingParams(max_new_tokens=8, temperature=1.0, num_samples_per_prompt=2)
+    sampling_params = SamplingParams(
+        max_new_tokens=8, temperature=1.0, num_samples_per_prompt=2, kernels_by_rows=by_rows
+    )
     plan = sampler.decode_plan(sampling_params)
     controls = sampler.runtime_controls(sampling_params)
+    decode_params = kernels_by_rows(params, CONFIG) if by_rows else params
     rows = len(PROMPTS) * 2
     state, prompt_cache = sampler.prefill_program(
-        params,
+        decode_params,
         jnp.asarray(batch.tokens),
         jnp.asarray(batch.lengths),
         jnp.asarray(batch.prompt_ids),
@@ -56,7 +62,9 @@ def test_decode_logits_equal_full_forward(params):
 
     @jax.jit
     def step(state, cache):
-        logits, cache = sampler.next_token_logits(params, state, cache, CONFIG)
+        logits, cache = sampler.next_token_logits(
+            decode_params, state, cache, CONFIG, kernels_by_rows=by_rows
+        )
         return logits, sampler._emit(state, logits, controls, plan), cache
 
     logits = []
@@ -125,6 +133,19 @@ def test_logprobs_agree_with_learner(params):
         np.asarray(rollout.logprobs)[completion_mask],
         atol=1e-5,
     )
+
+
+def test_kernel_layouts_sample_the_same_rollout(params):
+    """The decode layout (the CPU default) changes speed only: same tokens, same log-probs."""
+    assert sampler.decode_plan(SamplingParams()).kernels_by_rows  # the test backend is CPU
+    batch = prompt_batch()
+    by_rows = SamplingParams(max_new_tokens=10, temperature=1.0, num_samples_per_prompt=3)
+    stored = dataclasses.replace(by_rows, kernels_by_rows=False)
+    fast = sample(params, CONFIG, batch, jax.random.key(2), by_rows)
+    plain = sample(params, CONFIG, batch, jax.random.key(2), stored)
+    np.testing.assert_array_equal(fast.tokens, plain.tokens)
+    np.testing.assert_array_equal(fast.lengths, plain.lengths)
+    np.testing.assert_allclose(fast.logprobs, plain.logprobs, atol=1e-6)
 
 
 def test_growing_cache_segments_match_one_segment_and_the_learner(params):
@@ -233,10 +254,13 @@ def test_tokens_do_not_depend_on_batch_position(params):
 
 
 @pytest.mark.multidevice
-def test_sharded_equals_single_device(params):
+@pytest.mark.parametrize("by_rows", [False, True])
+def test_sharded_equals_single_device(params, by_rows):
     mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
     sharded_params = jax.device_put(params, param_shardings(CONFIG, mesh))
-    sampling_params = SamplingParams(max_new_tokens=8, num_samples_per_prompt=2, top_p=0.95)
+    sampling_params = SamplingParams(
+        max_new_tokens=8, num_samples_per_prompt=2, top_p=0.95, kernels_by_rows=by_rows
+    )
     batch = prompt_batch()
     single = sample(params, CONFIG, batch, jax.random.key(9), sampling_params)
     sharded = sample(sharded_params, CONFIG, batch, jax.random.key(9), sampling_params, mesh=mesh)
