@@ -8,12 +8,13 @@ is a floor for any implementation built from these matmuls on this machine.
 """
 
 import functools
+import math
 import time
 
 import jax
 import jax.numpy as jnp
 
-from r1jax.models import ModelConfig, flops_per_token
+from r1jax.models import ModelConfig, flops_per_token, kernels_by_rows
 from r1jax.models.layers import linear, linear_by_rows
 
 
@@ -27,14 +28,30 @@ def best_time(fn, repeats: int) -> float:
     return best
 
 
+def _project(x: jax.Array, kernel: jax.Array, num_in: int, dtype, by_rows: bool) -> jax.Array:
+    """``x [N, *in]`` times a kernel stored ``[*in, *out]``, or ``[*out, *in]`` when
+    ``by_rows``, as `r1jax.models.layers.Projection` contracts it: ``[N, *out]``."""
+    if not by_rows:
+        return linear(x, kernel, num_in, dtype)
+    out_shape = kernel.shape[: kernel.ndim - num_in]
+    rows = kernel.reshape(math.prod(out_shape), -1)  # [O, I]
+    flat = x.reshape(x.shape[0], -1)  # [N, I]
+    return linear_by_rows(flat, rows, dtype).reshape(x.shape[0], *out_shape)
+
+
 def weight_matmuls(
-    params, config: ModelConfig, hidden: jax.Array, scored_rows: int | None = None
+    params,
+    config: ModelConfig,
+    hidden: jax.Array,
+    scored_rows: int | None = None,
+    by_rows: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """Every weight matmul of one pass over ``hidden [N, D]``, and nothing else.
 
     Each layer's q/k/v/o and gate/up/down projections at ``N`` rows, then the unembedding of
     the first ``scored_rows`` rows (all when None), chained so that each layer depends on the
     one before (and a loop's steps on each other); no attention, norms or activations.
+    ``by_rows``: ``params`` are in the layout of `r1jax.models.kernels_by_rows`.
 
     Returns:
       ``([N, D], [scored_rows, V])``: the last layer's output, kept near ``hidden`` so a long
@@ -45,36 +62,41 @@ def weight_matmuls(
     x = hidden
     for i in range(config.num_layers):
         attn, mlp = params[f"layers_{i}"]["attn"], params[f"layers_{i}"]["mlp"]
-        q = linear(x, attn["q_proj"]["kernel"], 1, dtype)  # [N, H, Dh]
-        k = linear(x, attn["k_proj"]["kernel"], 1, dtype)  # [N, K, Dh]
-        v = linear(x, attn["v_proj"]["kernel"], 1, dtype)  # [N, K, Dh]
-        o = linear(q, attn["o_proj"]["kernel"], 2, dtype)  # [N, D]
-        gate = linear(x, mlp["gate_proj"]["kernel"], 1, dtype)  # [N, F]
-        up = linear(x, mlp["up_proj"]["kernel"], 1, dtype)  # [N, F]
-        down = linear(gate + up, mlp["down_proj"]["kernel"], 1, dtype)  # [N, D]
+        project = functools.partial(_project, dtype=dtype, by_rows=by_rows)
+        q = project(x, attn["q_proj"]["kernel"], 1)  # [N, H, Dh]
+        k = project(x, attn["k_proj"]["kernel"], 1)  # [N, K, Dh]
+        v = project(x, attn["v_proj"]["kernel"], 1)  # [N, K, Dh]
+        o = project(q, attn["o_proj"]["kernel"], 2)  # [N, D]
+        gate = project(x, mlp["gate_proj"]["kernel"], 1)  # [N, F]
+        up = project(x, mlp["up_proj"]["kernel"], 1)  # [N, F]
+        down = project(gate + up, mlp["down_proj"]["kernel"], 1)  # [N, D]
         kv = (k + v).reshape(rows, -1)[:, :1]  # [N, 1]
         x = hidden + 1e-3 * (o + down + kv)
     scored = x if scored_rows is None else x[:scored_rows]
     if config.tie_embeddings:
         logits = linear_by_rows(scored, params["embed"]["embedding"], dtype)  # [n, V]
     else:
-        logits = linear(scored, params["lm_head"]["kernel"], 1, dtype)  # [n, V]
+        logits = _project(scored, params["lm_head"]["kernel"], 1, dtype, by_rows)  # [n, V]
     return x, logits
 
 
 def decode_seconds(
-    params, config: ModelConfig, rows: int, steps: int, repeats: int
+    params, config: ModelConfig, rows: int, steps: int, repeats: int, by_rows: bool = False
 ) -> tuple[float, int]:
     """``(seconds, flops)`` of ``steps`` decode steps' weight matmuls at ``rows`` rows.
 
     Looped in one compiled program as the sampler loops its steps; the best of ``repeats``.
+    ``by_rows``: contract the kernels in the sampler's decode layout (``params`` are converted
+    with `r1jax.models.kernels_by_rows` first, untimed), as `r1jax.sampling.sample` does.
     """
     hidden = jnp.ones((rows, config.hidden_size), jnp.float32)
+    if by_rows:
+        params = jax.jit(kernels_by_rows, static_argnames="config")(params, config)
 
     @jax.jit
     def loop(params, hidden):
         def step(_, x):
-            out, logits = weight_matmuls(params, config, x)
+            out, logits = weight_matmuls(params, config, x, by_rows=by_rows)
             return out + 1e-3 * logits[:, :1]
 
         return jax.lax.fori_loop(0, steps, step, hidden)

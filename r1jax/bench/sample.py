@@ -25,9 +25,13 @@ attended KV cache, per step).
 
 Small decode matmuls run below the peak of the large square matmul that defines it, so the run
 also times the decode steps' weight matmuls alone (`r1jax.bench.matmuls.decode_seconds`: every
-projection and the unembedding at the workload's rows, in one compiled loop, nothing else):
-their fraction of the peak is a ceiling no sampler reaches at these shapes, and their share of
+projection and the unembedding at the workload's rows, in one compiled loop, nothing else, in
+the sampler's weight layout): their fraction of the peak is a ceiling no sampler reaches at these shapes, and their share of
 the call's time is what attention over the cache, norms, sampling and per-op overhead leave.
+
+``--kernels-by-rows`` / ``--no-kernels-by-rows`` choose the sampler's weight layout
+(`SamplingParams.kernels_by_rows`; the default is by rows on CPU); the call's time includes
+building that copy of the weights.
 
 ``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
 transformers (float32, ``torch.set_num_threads`` = CPU cores) and times ``generate`` with its
@@ -68,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-size", type=int, default=2048, help="N of the peak matmul")
     parser.add_argument(
         "--bandwidth-mib", type=int, default=512, help="data read by the bandwidth probe"
+    )
+    parser.add_argument(
+        "--kernels-by-rows",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decode with kernels stored output dims first (default: the sampler's, on on CPU)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -188,8 +198,12 @@ def run(args: argparse.Namespace) -> dict:
     tokens = rng.integers(0, config.vocab_size, (prompts, prompt_length)).astype(np.int32)
     batch = PromptBatch.from_token_lists(tokens.tolist())
     sampling_params = SamplingParams(
-        max_new_tokens=new_tokens, temperature=1.0, num_samples_per_prompt=samples
+        max_new_tokens=new_tokens,
+        temperature=1.0,
+        num_samples_per_prompt=samples,
+        kernels_by_rows=args.kernels_by_rows,
     )
+    by_rows = decode_plan(sampling_params).kernels_by_rows
     key = jax.random.key(args.seed + 1)
 
     def call():
@@ -213,7 +227,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     decode_steps = new_tokens - 1
     matmul_seconds, matmul_flops = matmuls.decode_seconds(
-        params, config, rows, decode_steps, args.repeats
+        params, config, rows, decode_steps, args.repeats, by_rows
     )
     results = {
         "model": args.model,
@@ -221,6 +235,7 @@ def run(args: argparse.Namespace) -> dict:
         "rows": rows,
         "prompts": prompts,
         "samples_per_prompt": samples,
+        "kernels_by_rows": by_rows,
         "prompt_length": prompt_length,
         "new_tokens": new_tokens,
         "seconds": seconds,
@@ -248,7 +263,8 @@ def run(args: argparse.Namespace) -> dict:
     if not args.json:
         print(
             f"sample {args.model} {args.dtype}: {rows} rows ({prompts} prompts x {samples}), "
-            f"Tp={prompt_length}, T={new_tokens} on {results['devices']}"
+            f"Tp={prompt_length}, T={new_tokens} on {results['devices']}, "
+            f"kernels {'by rows' if by_rows else 'as stored'}"
         )
         print(f"  r1jax        {tokens_per_second:12,.0f} tok/s  ({seconds:.3f} s per call)")
         print(f"  compile      {results['compile_seconds']:12.2f} s")

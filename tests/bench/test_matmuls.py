@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from r1jax.bench import matmuls
-from r1jax.models import ModelConfig, flops_per_token, init_params
+from r1jax.models import ModelConfig, flops_per_token, init_params, kernels_by_rows
 
 
 def _dot_flops(jaxpr) -> int:
@@ -27,15 +27,18 @@ def _dot_flops(jaxpr) -> int:
     return total
 
 
+@pytest.mark.parametrize("by_rows", [False, True])
 @pytest.mark.parametrize("tie_embeddings", [True, False])
-def test_weight_matmuls_contract_every_weight_once(tie_embeddings):
+def test_weight_matmuls_contract_every_weight_once(tie_embeddings, by_rows):
     config = ModelConfig.preset("tiny", tie_embeddings=tie_embeddings)
     params = init_params(config, jax.random.key(0))
+    if by_rows:
+        params = kernels_by_rows(params, config)
     hidden = jnp.ones((5, config.hidden_size), jnp.float32)
     unembed = 2 * config.hidden_size * config.vocab_size
 
     def run(params, hidden):
-        return matmuls.weight_matmuls(params, config, hidden, scored_rows=2)
+        return matmuls.weight_matmuls(params, config, hidden, scored_rows=2, by_rows=by_rows)
 
     jaxpr = jax.make_jaxpr(run)(params, hidden)
     trunk = flops_per_token(config, context_length=0) - unembed
@@ -45,10 +48,21 @@ def test_weight_matmuls_contract_every_weight_once(tie_embeddings):
     assert bool(jnp.all(jnp.isfinite(out))) and bool(jnp.all(jnp.isfinite(logits)))
 
 
-def test_decode_seconds_counts_the_weight_flops_of_every_step():
+def test_weight_matmuls_by_rows_compute_the_stored_layouts_products():
+    config = ModelConfig.preset("tiny", tie_embeddings=False)
+    params = init_params(config, jax.random.key(0))
+    hidden = jax.random.normal(jax.random.key(1), (3, config.hidden_size))
+    stored = matmuls.weight_matmuls(params, config, hidden)
+    by_rows = matmuls.weight_matmuls(kernels_by_rows(params, config), config, hidden, by_rows=True)
+    for a, b in zip(stored, by_rows, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("by_rows", [False, True])
+def test_decode_seconds_counts_the_weight_flops_of_every_step(by_rows):
     config = ModelConfig.preset("tiny")
     params = init_params(config, jax.random.key(0))
-    seconds, flops = matmuls.decode_seconds(params, config, rows=2, steps=4, repeats=1)
+    seconds, flops = matmuls.decode_seconds(params, config, 2, 4, repeats=1, by_rows=by_rows)
     assert seconds > 0
     assert flops == 4 * 2 * flops_per_token(config, context_length=0)
 
