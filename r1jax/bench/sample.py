@@ -30,7 +30,7 @@ the sampler's weight layout): their fraction of the peak is a ceiling no sampler
 the call's time is what attention over the cache, norms, sampling and per-op overhead leave.
 
 ``--kernels-by-rows`` / ``--no-kernels-by-rows`` choose the sampler's weight layout
-(`SamplingParams.kernels_by_rows`; the default is by rows on CPU); the call's time includes
+(`SamplingParams.kernels_by_rows`; the default is by rows on CPU in bfloat16); the call's time includes
 building that copy of the weights.
 
 ``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
@@ -51,7 +51,13 @@ import numpy as np
 from r1jax.bench import matmuls
 from r1jax.models import ModelConfig, flops_per_token, init_params, num_params, save_pretrained
 from r1jax.sampling.rollout import PromptBatch
-from r1jax.sampling.sampler import SamplingParams, cache_dtype, decode_plan, sample
+from r1jax.sampling.sampler import (
+    SamplingParams,
+    cache_dtype,
+    decode_plan,
+    kernels_by_rows,
+    sample,
+)
 
 WORKLOADS = {  # model -> (prompts, samples per prompt, new tokens)
     "tiny": (8, 8, 128),
@@ -77,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kernels-by-rows",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="decode with kernels stored output dims first (default: the sampler's, on on CPU)",
+        help="decode with kernels stored output dims first (default: the sampler's choice)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -203,7 +209,7 @@ def run(args: argparse.Namespace) -> dict:
         num_samples_per_prompt=samples,
         kernels_by_rows=args.kernels_by_rows,
     )
-    by_rows = decode_plan(sampling_params).kernels_by_rows
+    by_rows = kernels_by_rows(config, decode_plan(sampling_params))
     key = jax.random.key(args.seed + 1)
 
     def call():

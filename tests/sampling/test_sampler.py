@@ -136,10 +136,14 @@ def test_logprobs_agree_with_learner(params):
 
 
 def test_kernel_layouts_sample_the_same_rollout(params):
-    """The decode layout (the CPU default) changes speed only: same tokens, same log-probs."""
-    assert sampler.decode_plan(SamplingParams()).kernels_by_rows  # the test backend is CPU
+    """The decode layout changes speed only: same tokens, same log-probs."""
+    plan = sampler.decode_plan(SamplingParams())
+    assert sampler.kernels_by_rows(dataclasses.replace(CONFIG, dtype="bfloat16"), plan)  # CPU
+    assert not sampler.kernels_by_rows(CONFIG, plan)  # float32 keeps the stored layout
     batch = prompt_batch()
-    by_rows = SamplingParams(max_new_tokens=10, temperature=1.0, num_samples_per_prompt=3)
+    by_rows = SamplingParams(
+        max_new_tokens=10, temperature=1.0, num_samples_per_prompt=3, kernels_by_rows=True
+    )
     stored = dataclasses.replace(by_rows, kernels_by_rows=False)
     fast = sample(params, CONFIG, batch, jax.random.key(2), by_rows)
     plain = sample(params, CONFIG, batch, jax.random.key(2), stored)
