@@ -31,7 +31,9 @@ the call's time is what attention over the cache, norms, sampling and per-op ove
 
 ``--kernels-by-rows`` / ``--no-kernels-by-rows`` choose the sampler's weight layout
 (`SamplingParams.kernels_by_rows`; the default is by rows on CPU in bfloat16); the call's time includes
-building that copy of the weights.
+building that copy of the weights. ``--layout-rounds N`` then alternates calls in the two
+layouts for ``N`` rounds and prints the median per-round ratio: a noisy shared machine affects
+both alike.
 
 ``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
 transformers (float32, ``torch.set_num_threads`` = CPU cores) and times ``generate`` with its
@@ -40,7 +42,9 @@ KV cache on the same prompts (``num_return_sequences = G``, ``do_sample``, tempe
 """
 
 import argparse
+import dataclasses
 import os
+import statistics
 import tempfile
 import time
 
@@ -84,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="decode with kernels stored output dims first (default: the sampler's choice)",
+    )
+    parser.add_argument(
+        "--layout-rounds",
+        type=int,
+        default=0,
+        help="then alternate by-rows and stored-layout calls for N rounds and print the ratio",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -186,6 +196,37 @@ def _time_transformers(config, params, tokens: np.ndarray, samples: int, new_tok
     return elapsed
 
 
+def compare_layouts(params, config, batch, key, sampling_params, rounds: int) -> dict:
+    """Alternates `sample` calls with the kernels by rows and as stored for ``rounds`` rounds
+    (the order flips every round), so both layouts see the same machine load.
+
+    Returns:
+      the median seconds of each layout and the median and range of the per-round ratio
+      ``stored / by rows`` (above 1: by rows is faster).
+    """
+    layouts = {
+        layout: dataclasses.replace(sampling_params, kernels_by_rows=layout)
+        for layout in (True, False)
+    }
+    for layout_params in layouts.values():  # compile both first
+        jax.block_until_ready(sample(params, config, batch, key, layout_params))
+    seconds = {True: [], False: []}
+    for round_index in range(rounds):
+        order = (True, False) if round_index % 2 == 0 else (False, True)
+        for layout in order:
+            start = time.perf_counter()
+            jax.block_until_ready(sample(params, config, batch, key, layouts[layout]))
+            seconds[layout].append(time.perf_counter() - start)
+    ratios = [s / r for r, s in zip(seconds[True], seconds[False], strict=True)]
+    return {
+        "by_rows_seconds": statistics.median(seconds[True]),
+        "stored_seconds": statistics.median(seconds[False]),
+        "stored_over_by_rows": statistics.median(ratios),
+        "stored_over_by_rows_range": (min(ratios), max(ratios)),
+        "rounds": rounds,
+    }
+
+
 def run(args: argparse.Namespace) -> dict:
     default_prompts, default_samples, default_tokens = WORKLOADS[args.model]
     prompts = args.prompts or default_prompts
@@ -260,6 +301,10 @@ def run(args: argparse.Namespace) -> dict:
         "weight_matmuls_share_of_call": matmul_seconds / seconds,
         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
+    if args.layout_rounds > 0:
+        results["layouts"] = compare_layouts(
+            params, config, batch, key, sampling_params, args.layout_rounds
+        )
     if args.vs_transformers:
         hf_seconds = _time_transformers(config, params, tokens, samples, new_tokens)
         results["transformers_tokens_per_second"] = rows * new_tokens / hf_seconds
@@ -294,6 +339,15 @@ def run(args: argparse.Namespace) -> dict:
             f"{100 * results['weight_matmuls_fraction_of_peak']:.1f}% of peak, "
             f"{100 * results['weight_matmuls_share_of_call']:.1f}% of the call's time"
         )
+        if args.layout_rounds > 0:
+            layouts = results["layouts"]
+            low, high = layouts["stored_over_by_rows_range"]
+            print(
+                f"  layouts      by rows {layouts['by_rows_seconds']:.3f} s, stored "
+                f"{layouts['stored_seconds']:.3f} s per call (medians of {args.layout_rounds} "
+                f"alternating rounds): stored / by rows {layouts['stored_over_by_rows']:.2f}x "
+                f"(rounds {low:.2f}-{high:.2f})"
+            )
         if args.vs_transformers:
             print(
                 f"  transformers {results['transformers_tokens_per_second']:12,.0f} tok/s "

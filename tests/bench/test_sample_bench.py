@@ -34,10 +34,17 @@ def test_tiny_sample_benchmark_reports_figures(capsys):
             "256",
             "--bandwidth-mib",
             "8",
+            "--layout-rounds",
+            "2",
         ]
     )
     results = sample_bench.run(args)
     assert results["rows"] == 4 and results["new_tokens"] == 5
+    assert results["kernels_by_rows"] is False  # float32 on CPU keeps the stored layout
+    layouts = results["layouts"]
+    assert layouts["rounds"] == 2 and layouts["by_rows_seconds"] > 0
+    low, high = layouts["stored_over_by_rows_range"]
+    assert 0 < low <= layouts["stored_over_by_rows"] <= high
     for name in ("tokens_per_second", "flops_per_second", "peak_flops_per_second"):
         assert results[name] > 0
     assert results["fraction_of_peak"] > 0
@@ -47,7 +54,7 @@ def test_tiny_sample_benchmark_reports_figures(capsys):
     assert results["weight_matmuls_share_of_call"] > 0
     assert results["weight_matmuls_fraction_of_peak"] > 0
     out = capsys.readouterr().out
-    assert "tok/s" in out and "matmuls only" in out
+    assert "tok/s" in out and "matmuls only" in out and "stored / by rows" in out
 
 
 @pytest.mark.torch_reference
