@@ -85,9 +85,10 @@ class SamplingParams:
         dims first, in the compute dtype (`r1jax.models.kernels_by_rows`), made once per call
         and freed with it. None picks it on CPU for a 16-bit compute dtype: there a decode
         step's few-row bfloat16 matmuls stream that layout 1.4-3x faster (per projection of
-        the Qwen2.5-0.5B shape at 8 rows, on two x86-64 machines), while in float32 the two
-        layouts were within noise of each other, projection by projection, so float32 keeps
-        the stored layout and no extra copy. GPU and TPU compilers choose their own layouts.
+        the Qwen2.5-0.5B shape at 8 rows; a whole ``qwen05b`` bfloat16 call 1.5x), while in
+        float32 it was slower on one x86-64 machine (``qwen05b`` 0.74x) and within noise on
+        ``small``, so float32 keeps the stored layout and no extra copy. GPU and TPU
+        compilers choose their own layouts.
     """
 
     max_new_tokens: int = 256
