@@ -26,14 +26,15 @@ attended KV cache, per step).
 Small decode matmuls run below the peak of the large square matmul that defines it, so the run
 also times the decode steps' weight matmuls alone (`r1jax.bench.matmuls.decode_seconds`: every
 projection and the unembedding at the workload's rows, in one compiled loop, nothing else, in
-the sampler's weight layout): their fraction of the peak is a ceiling no sampler reaches at these shapes, and their share of
-the call's time is what attention over the cache, norms, sampling and per-op overhead leave.
+the sampler's weight layout): their fraction of the peak is a ceiling no sampler reaches at
+these shapes, and their share of the call's time is what attention over the cache, norms,
+sampling and per-op overhead leave.
 
 ``--kernels-by-rows`` / ``--no-kernels-by-rows`` choose the sampler's weight layout
-(`SamplingParams.kernels_by_rows`; the default is by rows on CPU in bfloat16); the call's time includes
-building that copy of the weights. ``--layout-rounds N`` then alternates calls in the two
-layouts for ``N`` rounds and prints the median per-round ratio: a noisy shared machine affects
-both alike.
+(`SamplingParams.kernels_by_rows`; the default is by rows on CPU in bfloat16); the call's time
+includes building that copy of the weights. ``--layout-rounds N`` then alternates calls in the
+two layouts for ``N`` rounds and prints the median per-round ratio: a noisy shared machine
+affects both alike.
 
 ``--vs-transformers`` writes the same weights as a Hugging Face directory, loads them with
 transformers (float32, ``torch.set_num_threads`` = CPU cores) and times ``generate`` with its
@@ -59,7 +60,7 @@ from r1jax.sampling.sampler import (
     SamplingParams,
     cache_dtype,
     decode_plan,
-    kernels_by_rows,
+    decodes_by_rows,
     sample,
 )
 
@@ -250,7 +251,7 @@ def run(args: argparse.Namespace) -> dict:
         num_samples_per_prompt=samples,
         kernels_by_rows=args.kernels_by_rows,
     )
-    by_rows = kernels_by_rows(config, decode_plan(sampling_params))
+    by_rows = decodes_by_rows(config, decode_plan(sampling_params))
     key = jax.random.key(args.seed + 1)
 
     def call():

@@ -242,12 +242,12 @@ def cache_dtype(config: ModelConfig, plan: DecodePlan) -> jnp.dtype:
     return compute
 
 
-def kernels_by_rows(config: ModelConfig, plan: DecodePlan) -> bool:
+def decodes_by_rows(config: ModelConfig, plan: DecodePlan) -> bool:
     """Whether a call decodes with its kernels by rows (see `SamplingParams.kernels_by_rows`).
 
     Example:
       >>> plan = decode_plan(SamplingParams(max_new_tokens=4))
-      >>> kernels_by_rows(ModelConfig.preset("tiny", dtype="float32"), plan)
+      >>> decodes_by_rows(ModelConfig.preset("tiny", dtype="float32"), plan)
       False
     """
     if plan.kernels_by_rows is not None:
@@ -445,7 +445,7 @@ def _prefill(
         kv_cache=prompt_cache,
         last_position_only=True,
         rules=rules,
-        kernels_by_rows=kernels_by_rows(config, plan),
+        kernels_by_rows=decodes_by_rows(config, plan),
     )
     last_logits = jnp.repeat(logits[:, -1], group, axis=0)  # [B, V]
     total = plan.max_new_tokens
@@ -484,7 +484,7 @@ def _decode(
     drops it.
     """
     prompt_width = state.prompt_tokens.shape[1]
-    by_rows = kernels_by_rows(config, plan)
+    by_rows = decodes_by_rows(config, plan)
     cache = None
     for segment_end in plan.segment_ends:
         cache_length = prompt_width + segment_end - 1
@@ -592,7 +592,7 @@ def sample(
     static = {"config": config, "plan": plan, "rules": rules}
     arguments = (tokens, lengths, prompt_ids, key, row_limits, controls)
     if mesh is None:
-        if kernels_by_rows(config, plan):
+        if decodes_by_rows(config, plan):
             params = decode_layout_program(params, config)
         state, prompt_cache = prefill_program(params, *arguments, **static)
         return decode_program(params, state, prompt_cache, controls, **static)[0]
@@ -603,7 +603,7 @@ def sample(
     )
     arguments = (tokens, lengths, prompt_ids, key, row_limits, controls)
     with jax.set_mesh(mesh):
-        if kernels_by_rows(config, plan):
+        if decodes_by_rows(config, plan):
             params = decode_layout_program(params, config)
         state, prompt_cache = prefill_program(params, *arguments, **static)
         return decode_program(params, state, prompt_cache, controls, **static)[0]

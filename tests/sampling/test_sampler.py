@@ -138,8 +138,8 @@ def test_logprobs_agree_with_learner(params):
 def test_kernel_layouts_sample_the_same_rollout(params):
     """The decode layout changes speed only: same tokens, same log-probs."""
     plan = sampler.decode_plan(SamplingParams())
-    assert sampler.kernels_by_rows(dataclasses.replace(CONFIG, dtype="bfloat16"), plan)  # CPU
-    assert not sampler.kernels_by_rows(CONFIG, plan)  # float32 keeps the stored layout
+    assert sampler.decodes_by_rows(dataclasses.replace(CONFIG, dtype="bfloat16"), plan)  # CPU
+    assert not sampler.decodes_by_rows(CONFIG, plan)  # float32 keeps the stored layout
     batch = prompt_batch()
     by_rows = SamplingParams(
         max_new_tokens=10, temperature=1.0, num_samples_per_prompt=3, kernels_by_rows=True
