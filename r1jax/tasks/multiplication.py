@@ -146,6 +146,8 @@ def _long_multiplication(a: int, b: int, method: str) -> list[str]:
                 carry = product // 10
             row = int(str(carry) + "".join(reversed(written))) if carry else a * digit
             lines.append(f"So {a} * {digit} = {row}.")
+            if len(digits_b) == 1:
+                return lines  # the row is the product: no partial products to add
         partial = a * digit * shift
         lines.append(f"{a} * {digit * shift} = {partial}")
         partials.append(partial)
@@ -199,8 +201,8 @@ def reference_completion(
       problem: an arithmetic problem.
       rng: unused (the derivation is deterministic); kept for a uniform signature.
       method: for ``*``: ``"partial_products"`` (one product per digit of ``b``, then their sum)
-        or ``"long"`` (digit by digit with carries, then the sum); ``+`` and ``-`` always use
-        column arithmetic.
+        or ``"long"`` (digit by digit with carries, then the sum of the rows; a one-digit ``b``
+        ends at its row); ``+`` and ``-`` always use column arithmetic.
 
     Example:
       >>> problem = {"a": 347, "b": 26, "operator": "*", "target": 9022}

@@ -73,3 +73,17 @@ def test_reference_completions_verify_as_correct(method):
         completion = multiplication.reference_completion(problem, method=method)
         assert multiplication.verify(completion, problem).correct, completion
         assert completion.endswith(f"</think> <answer>{problem['target']}</answer>")
+
+
+def test_long_trace_of_a_one_digit_multiplier_ends_at_its_row():
+    completion = multiplication.reference_completion(
+        {"a": 347, "b": 6, "operator": "*", "target": 2082}, method="long"
+    )
+    assert completion == (
+        " I need to compute 347 * 6.\n"
+        "7 * 6 + carry 0 = 42, write 2, carry 4.\n"
+        "4 * 6 + carry 4 = 28, write 8, carry 2.\n"
+        "3 * 6 + carry 2 = 20, write 0, carry 2.\n"
+        "So 347 * 6 = 2082.\n"
+        "</think> <answer>2082</answer>"
+    )
