@@ -201,6 +201,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.sft.steps = 0  # supervised steps
     c.sft.lr = 1e-5  # supervised learning rate
     c.sft.batch_size = 8  # supervised sequences per step
+    c.sft.warmup_steps = 0  # linear warm-up from 0 to sft.lr
+    c.sft.schedule = "constant"  # constant | cosine | linear (after sft.warmup_steps)
+    c.sft.min_lr_ratio = 0.0  # final lr as a fraction of sft.lr (cosine / linear)
+    c.sft.bucket_step = 64  # batches pad to a multiple of this (each width compiles once)
     c.sft.source = ""  # JSONL / Parquet file with prompt + completion fields
 
     c.eval = ml_collections.ConfigDict()

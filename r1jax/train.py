@@ -114,16 +114,26 @@ def _task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def _tokenizer_texts(config: ml_collections.ConfigDict, task: Any, count: int = 2000) -> list[str]:
-    """Prompts and reference traces of the task: the text a from-scratch tokenizer is fit on."""
+    """Prompts and worked traces of the task: the text a from-scratch tokenizer is fit on.
+
+    The traces are the ones the supervised warm start will train on when ``sft.source`` is a
+    ``reference:...`` mixture (every method it names, in its proportions), so words such as
+    ``carry`` become tokens rather than letters; otherwise the task's default worked solution.
+    """
     prompt_fn = _prompt_fn(config, task, None)
-    source = sources.ProceduralSource(
-        task.generate, seed=config.data.seed + 7, options=_task_options(config)
-    )
+    options = _task_options(config)
+    spec = config.sft.source or "reference"
+    if config.sft.mode != "none" and spec.startswith("reference"):
+        source = _mixed_reference_source(task, spec, seed=config.data.seed + 7, options=options)
+    else:
+        source = sources.ProceduralSource(task.generate, seed=config.data.seed + 7, options=options)
     texts = []
     for index in range(count):
         problem = source[index]
         texts.append(prompt_fn(problem))
-        if hasattr(task, "reference_completion"):
+        if "response" in problem:
+            texts.append(problem["response"])
+        elif hasattr(task, "reference_completion"):
             texts.append(task.reference_completion(problem, np.random.default_rng(index)))
     return texts
 
@@ -236,7 +246,9 @@ def _sft_iterator(config, task, tokenizer, prompt_fn):
     # A whole example must fit: cutting prompts only for long responses would teach the model
     # that a shorter prompt means a longer answer. Examples that do not fit are skipped.
     longest = max(config.data.bucket_sizes) + config.sampling.max_new_tokens + 1
-    buckets = padding.linear_buckets(longest, step=64)
+    if config.sft.bucket_step < 1:
+        raise config_lib.ConfigError(f"sft.bucket_step={config.sft.bucket_step}: must be >= 1")
+    buckets = padding.linear_buckets(longest, step=config.sft.bucket_step)
     return sft_data.sft_batches(
         source,
         prompt_fn=text_of_prompt,
@@ -323,13 +335,25 @@ def _update_config(
         chosen["kl_coef"] = 0.0
     if config.reference.mode == "none":
         chosen["kl_coef"] = 0.0
-    steps = config.sft.steps if sft else config.steps
+    if sft:  # the warm start has its own schedule, which ends with sft.steps
+        schedule = config.sft
+        total_steps = max(schedule.steps, schedule.warmup_steps + 1)
+    else:
+        schedule = opt
+        total_steps = opt.warmup_steps + (
+            opt.decay_steps or max(config.steps - opt.warmup_steps, 1)
+        )
+    if schedule.schedule not in ("constant", "cosine", "linear"):
+        section = "sft" if sft else "optim"
+        raise config_lib.ConfigError(
+            f"{section}.schedule={schedule.schedule!r}: must be constant, cosine or linear"
+        )
     optimizer = update.OptimizerConfig(
         learning_rate=config.sft.lr if sft else opt.lr,
-        warmup_steps=opt.warmup_steps,
-        decay=opt.schedule,
-        total_steps=opt.warmup_steps + (opt.decay_steps or max(steps - opt.warmup_steps, 1)),
-        end_fraction=opt.min_lr_ratio,
+        warmup_steps=schedule.warmup_steps,
+        decay=schedule.schedule,
+        total_steps=total_steps,
+        end_fraction=schedule.min_lr_ratio,
         weight_decay=opt.weight_decay,
         b1=opt.b1,
         b2=opt.b2,

@@ -193,6 +193,29 @@ def test_default_recipe_raises_held_out_accuracy(tmp_path):
     assert rewards and all(0.0 <= value <= 1.0 for value in rewards)
 
 
+def test_a_from_scratch_tokenizer_is_fit_on_the_warm_start_traces():
+    """Words of every method the SFT mixture names (``carry``, ``write``) become tokens."""
+    config = config_lib.load_config(DEFAULT)
+    task = train._task(config)
+    texts = train._tokenizer_texts(config, task, count=400)
+    assert any("carry" in text for text in texts)  # the long traces are in the fit
+    assert any(text.startswith("</think> <answer>") for text in texts)  # and the direct ones
+    tokenizer = train.Tokenizer.train(
+        texts, vocab_size=512, special_tokens=train.TOKENIZER_SPECIALS, min_frequency=20
+    )
+    assert len(tokenizer.encode(" carry")) == 1
+    assert len(tokenizer.encode(" write")) == 1
+
+
+def test_without_a_warm_start_the_tokenizer_sees_the_default_traces():
+    config = config_lib.load_config(DEFAULT, ["sft.mode=none"])
+    texts = train._tokenizer_texts(config, train._task(config), count=50)
+    assert not any("carry" in text for text in texts)
+    completions = texts[1::2]  # prompt, worked solution, prompt, ...
+    assert len(completions) == 50
+    assert all(" = " in text and text.endswith("</answer>") for text in completions)
+
+
 def test_verifier_settings_are_checked():
     config = config_lib.load_config("", ["verifier.workers=3"])
     assert train.config_pool_workers(config) == 3
@@ -215,3 +238,40 @@ def test_update_settings_reach_the_step_and_bad_ones_are_config_errors():
         train._update_config(config, model, sft=False, max_new_tokens=16)
     with pytest.raises(config_lib.ConfigError, match="expected a bool"):
         config_lib.load_config("", ["model.remat=dots"])
+
+
+def test_the_warm_start_has_its_own_learning_rate_schedule():
+    model = ModelConfig.preset("tiny")
+    overrides = ["sft.steps=100", "sft.lr=1e-3", "sft.warmup_steps=10", "sft.schedule=cosine"]
+    config = config_lib.load_config("", [*overrides, "optim.lr=1e-6", "steps=7"])
+    sft_step = train._update_config(config, model, sft=True, max_new_tokens=16)
+    rl_step = train._update_config(config, model, sft=False, max_new_tokens=16)
+    assert sft_step.optimizer.learning_rate == 1e-3
+    assert (sft_step.optimizer.warmup_steps, sft_step.optimizer.decay) == (10, "cosine")
+    assert sft_step.optimizer.total_steps == 100  # the decay ends with the warm start
+    assert (rl_step.optimizer.learning_rate, rl_step.optimizer.decay) == (1e-6, "constant")
+    assert (rl_step.optimizer.warmup_steps, rl_step.optimizer.total_steps) == (0, 7)
+    config = config_lib.load_config("", ["sft.schedule=exponential"])
+    with pytest.raises(config_lib.ConfigError, match=r"sft\.schedule='exponential'"):
+        train._update_config(config, model, sft=True, max_new_tokens=16)
+
+
+@pytest.mark.parametrize("step", [32, 64])
+def test_warm_start_batches_pad_to_a_multiple_of_the_bucket_step(tmp_path, step):
+    config = config_lib.load_config(DEFAULT, [f"sft.bucket_step={step}", "sft.batch_size=8"])
+    task = train._task(config)
+    tokenizer = train._load_tokenizer(config, str(tmp_path), task)
+    prompt_fn = train._prompt_fn(config, task, tokenizer)
+    batches = train._sft_iterator(config, task, tokenizer, prompt_fn)
+    for _ in range(3):
+        batch = next(batches)
+        width = batch.tokens.shape[1]
+        assert width % step == 0 and width - step < batch.lengths.max() <= width
+
+
+def test_a_bucket_step_below_one_is_a_config_error(tmp_path):
+    config = config_lib.load_config(DEFAULT, ["sft.bucket_step=0"])
+    task = train._task(config)
+    tokenizer = train._load_tokenizer(config, str(tmp_path), task)
+    with pytest.raises(config_lib.ConfigError, match=r"sft\.bucket_step=0"):
+        train._sft_iterator(config, task, tokenizer, train._prompt_fn(config, task, tokenizer))
