@@ -29,11 +29,10 @@ instructions; jax 0.10.2, float32), ``--config.seed=N --config.data.seed=N``; pa
     2     not run
 
 Expected: pass@1 rises by 20 points or more within about 15 minutes on such a machine when it
-is quiet (SFT ~0.6 s/step, RL ~1.7 s/step, each evaluation about 30 s). The seed 0 run above
-met a busier machine (SFT 0.84 s/step) and took longer. The recipe is at the edge of what the
-tiny model learns in this budget: the long method ends 40-50% accurate, and shorter or
-differently scheduled warm starts tried on the same machine (800 steps with cosine decay, lr
-4e-3, a 50/50 mix) left it at 20-30%, where RL no longer lifts pass@1.
+is quiet (SFT ~0.6 s/step, RL ~1.7 s/step). The seed 0 run above met a busier machine (SFT
+0.84 s/step) and took longer. The recipe is at the edge of what the tiny model learns in this
+budget; README ("The default experiment") lists the cheaper warm starts that did not lift
+pass@1 on the same machine.
 
 ``summary.json`` in the workdir holds both evaluations (``eval_after_sft``, ``eval_final``).
 
