@@ -93,6 +93,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.dtype = "bfloat16"  # compute / activation dtype
     c.model.param_dtype = "float32"  # parameter and optimizer-state dtype
     c.model.remat = True  # recompute each block's activations in the backward pass (memory)
+    c.model.vocab_multiple = 1  # a from-scratch preset's vocab rounds up to a multiple of this
 
     c.tokenizer = ml_collections.ConfigDict()
     c.tokenizer.path = ""  # dir with tokenizer.json; empty = the model dir

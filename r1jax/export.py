@@ -87,9 +87,10 @@ def model_and_tokenizer(workdir: str, config: dict[str, Any]) -> tuple[ModelConf
     tokenizer = Tokenizer.from_pretrained(directory)
     dtype = model.get("dtype", "float32")
     if name in PRESETS:
-        model_config = ModelConfig.preset(
+        model_config = ModelConfig.from_scratch(
             name,
-            vocab_size=max(tokenizer.vocab_size, 8),
+            tokenizer.vocab_size,
+            vocab_multiple=model.get("vocab_multiple", 1),
             dtype=dtype,
             param_dtype=model.get("param_dtype", "float32"),
         )

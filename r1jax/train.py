@@ -33,7 +33,8 @@ Config conventions decided here:
   clip-higher), explicit values win.
 * A model preset (``model.name`` = tiny / small / ...) trains from scratch; without
   ``tokenizer.path`` a small byte-level BPE tokenizer is trained on the task's prompts and
-  reference traces (``workdir/tokenizer``) and the vocab is sized to it.
+  reference traces (``workdir/tokenizer``) and the vocab is sized to it, rounded up to a
+  multiple of ``model.vocab_multiple``.
 * ``data.source``: ``procedural`` (the task's generator) or a file source of
   `r1jax.data.sources.FILE_SOURCES` (a JSONL/Parquet file, or a tfds ArrayRecord dataset
   directory with ``data.split``). Evaluation reads ``eval.path`` (empty: ``data.path``) with
@@ -166,8 +167,15 @@ def _load_model(
     """The model config and its params, created (or read) directly in their shardings."""
     dtypes = dict(dtype=config.model.dtype, param_dtype=config.model.param_dtype)
     if config.model.name in PRESETS:
-        model_config = ModelConfig.preset(
-            config.model.name, vocab_size=max(tokenizer.vocab_size, 8), **dtypes
+        if config.model.vocab_multiple < 1:
+            raise config_lib.ConfigError(
+                f"model.vocab_multiple={config.model.vocab_multiple}: must be >= 1"
+            )
+        model_config = ModelConfig.from_scratch(
+            config.model.name,
+            tokenizer.vocab_size,
+            vocab_multiple=config.model.vocab_multiple,
+            **dtypes,
         )
         return model_config, init_params(model_config, key, mesh=mesh, rules=rules)
     return load_pretrained(config.model.name, dtype=config.model.dtype, mesh=mesh, rules=rules)

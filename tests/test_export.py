@@ -12,6 +12,7 @@ from etils import epath
 from r1jax import config as config_lib
 from r1jax import export, train
 from r1jax.models import forward, load_pretrained
+from r1jax.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = f"{ROOT / 'experiments' / 'default.py'}:smoke"
@@ -29,6 +30,7 @@ def workdir(tmp_path_factory):
             "checkpoint.keep=3",
             "objective.kl_coef=0.01",
             "reference.mode=frozen",
+            "model.vocab_multiple=64",  # padding rows the export must rebuild
         ],
     )
     assert train.run(config, str(path), devices=jax.devices()[:1])["final_step"] == 2
@@ -54,7 +56,9 @@ def test_export_writes_the_checkpoint_policy_exactly(workdir, tmp_path, capsys):
     assert str(tmp_path / "step1") in capsys.readouterr().out
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         assert (tmp_path / "step1" / name).is_file(), name
-    _, params = load_pretrained(out)
+    model_config, params = load_pretrained(out)
+    assert model_config.vocab_size % 64 == 0
+    assert model_config.vocab_size > Tokenizer.from_pretrained(out).vocab_size
     first = saved_tree(workdir, 1)
     assert "reference" in first and "opt_state" in first  # only the policy was exported
     assert_same_params(params, first["policy"])

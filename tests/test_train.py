@@ -269,6 +269,13 @@ def test_warm_start_batches_pad_to_a_multiple_of_the_bucket_step(tmp_path, step)
         assert width % step == 0 and width - step < batch.lengths.max() <= width
 
 
+def test_a_vocab_multiple_below_one_is_a_config_error(tmp_path):
+    config = config_lib.load_config(DEFAULT, ["model.vocab_multiple=0"])
+    tokenizer = train._load_tokenizer(config, str(tmp_path), train._task(config))
+    with pytest.raises(config_lib.ConfigError, match=r"model\.vocab_multiple=0"):
+        train._load_model(config, tokenizer, jax.random.key(0), None, None)
+
+
 def test_a_bucket_step_below_one_is_a_config_error(tmp_path):
     config = config_lib.load_config(DEFAULT, ["sft.bucket_step=0"])
     task = train._task(config)

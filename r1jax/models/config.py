@@ -211,6 +211,26 @@ class ModelConfig:
         return cls(**{**common, **presets[name], **overrides})
 
     @classmethod
+    def from_scratch(
+        cls, name: str, num_tokens: int, *, vocab_multiple: int = 1, **overrides: Any
+    ) -> ModelConfig:
+        """Preset ``name`` sized for a tokenizer of ``num_tokens`` tokens, to train from scratch.
+
+        The vocab is rounded up to a multiple of ``vocab_multiple`` so that the embedding rows
+        split evenly over the mesh axes that shard them (as Qwen2.5 pads 151,665 tokens to
+        151,936 rows). The extra rows are never targets, so training drives their logits down,
+        and `r1jax.tokenizer.Tokenizer.decode` decodes them to nothing.
+
+        Example:
+          >>> ModelConfig.from_scratch("tiny", 443, vocab_multiple=64).vocab_size
+          448
+        """
+        if vocab_multiple < 1:
+            raise ValueError(f"vocab_multiple={vocab_multiple}: must be >= 1")
+        vocab_size = -(-max(num_tokens, 8) // vocab_multiple) * vocab_multiple
+        return cls.preset(name, vocab_size=vocab_size, **overrides)
+
+    @classmethod
     def from_hf_config(
         cls, hf_config: Mapping[str, Any], *, dtype: str = "float32", param_dtype: str | None = None
     ) -> ModelConfig:

@@ -30,6 +30,18 @@ def test_presets_have_the_documented_shapes():
         ModelConfig.preset("huge")
 
 
+@pytest.mark.parametrize(
+    ("num_tokens", "multiple", "vocab"), [(443, 1, 443), (443, 2, 444), (443, 64, 448), (3, 1, 8)]
+)
+def test_a_from_scratch_vocab_is_the_tokenizer_rounded_up_to_the_multiple(
+    num_tokens, multiple, vocab
+):
+    config = ModelConfig.from_scratch("small", num_tokens, vocab_multiple=multiple, dtype="float32")
+    assert config == ModelConfig.preset("small", vocab_size=vocab, dtype="float32")
+    with pytest.raises(ValueError, match="vocab_multiple=0"):
+        ModelConfig.from_scratch("tiny", num_tokens, vocab_multiple=0)
+
+
 def test_config_is_hashable_and_frozen():
     config = ModelConfig.preset("tiny", rope_scaling=RopeScaling("linear", factor=2.0))
     assert hash(config) == hash(ModelConfig.preset("tiny", rope_scaling=RopeScaling("linear", 2.0)))
