@@ -180,7 +180,7 @@ def test_every_algorithm_runs_two_steps(tmp_path, overrides):
 
 @pytest.mark.slow
 def test_default_recipe_raises_held_out_accuracy(tmp_path):
-    """The whole default experiment (15-18 minutes on 2 CPU cores): RL lifts pass@1."""
+    """The whole default experiment (9-18 minutes on 2 CPU cores): RL lifts pass@1."""
     config = config_lib.load_config(
         DEFAULT, ["eval.num_problems=200", "logging.progress_bar=false"]
     )
