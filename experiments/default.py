@@ -25,11 +25,11 @@ instructions; jax 0.10.2, float32), ``--config.seed=N --config.data.seed=N``; pa
 
     seed  after SFT           after RL            pass@1 gain  wall time
     0     19.1 / 32.2 / 21.4  48.7 / 59.6 / 49.0  +29.6        17 min 47 s; 9 min 9 s
-    1     18.1 / 29.6 / 20.4  40.0 / 52.2 / 40.8  +22.0        14 min 54 s
+    1     18.1 / 29.6 / 20.4  40.0 / 52.2 / 40.8  +22.0        14 min 54 s; 10 min 28 s
     2     11.6 / 17.8 / 12.4  35.8 / 43.0 / 37.2  +24.2        16 min 44 s; 10 min 44 s
 
-Seeds 0 and 2 ran twice, hours apart: the figures were the same to the last digit, the wall
-time was not.
+Each seed ran twice, hours apart: the figures were the same to the last digit, the wall time
+was not.
 
 Expected: pass@1 rises by 22 to 30 points on these seeds (a change of float rounding alone can
 pull a seed down to +12, see below), in 9 to 18 minutes on such a machine (SFT 0.39 to
