@@ -38,8 +38,9 @@ from r1jax import evaluate
 from r1jax.data import prompts as prompt_data
 from r1jax.data import sources
 from r1jax.models import load_pretrained
+from r1jax.tasks import TASKS, resolve_task
 from r1jax.tokenizer import Tokenizer
-from r1jax.verifiers import TASKS, VerifierPool
+from r1jax.verifiers import VerifierPool
 
 EVAL_SEED_OFFSET = 1_000_003  # the trainer's held-out seed offset
 
@@ -71,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m r1jax.eval", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--checkpoint", required=True, help="HF model dir or training workdir")
-    parser.add_argument("--task", required=True, choices=sorted(TASKS))
+    parser.add_argument(
+        "--task",
+        required=True,
+        help=f"one of {', '.join(sorted(TASKS))}, or the import path of a task module",
+    )
     parser.add_argument("--task-option", action="append", type=_parse_option, default=[])
     parser.add_argument("--template", default="base", help="the task's prompt template name")
     parser.add_argument("--problems", default="", help="JSONL/Parquet problems instead")
@@ -127,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     directory = _model_directory(args.checkpoint)
     model_config, params = load_pretrained(directory, dtype="float32")
     tokenizer = Tokenizer.from_pretrained(directory)
-    task = TASKS[args.task]
+    try:
+        needs = ("prompt",) if args.problems else ("prompt", "generate")
+        task = resolve_task(args.task, require=needs)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"python -m r1jax.eval: {error}") from None
     if args.problems:
         problems = list(sources.load_problems(args.problems))[: args.num_problems]
     else:

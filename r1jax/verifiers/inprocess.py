@@ -1,41 +1,35 @@
-"""In-process verification: the task table and ``verify(task, completion, problem)``.
+"""In-process verification: ``verify(task, completion, problem)`` and ``verify_each``.
 
-``TASKS`` maps task names to task modules (each has ``verify(completion, problem, **options)``).
-A task may also be given as a callable with that signature (it must be importable by name to be
-used through ``VerifierPool``). No time limit is enforced here; ``pool.py`` adds one.
+Tasks come from ``r1jax.tasks``: a registry name (``TASKS``), the import path of a user module
+that implements ``r1jax.tasks.protocol.Task``, a task module, or a bare callable with the
+signature of ``verify`` (importable by name to be used through ``VerifierPool``). ``TASKS`` is
+re-exported here for compatibility. No time limit is enforced here; ``pool.py`` adds one.
 """
 
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
-from r1jax.tasks import countdown, knights_knaves, math, multiplication
-from r1jax.tasks import format as format_task
+from r1jax.tasks import TASKS, resolve_task
 from r1jax.tasks import verdict as verdict_lib
 from r1jax.tasks.verdict import Verdict
 
-TASKS = {
-    "countdown": countdown,
-    "multiplication": multiplication,
-    "arithmetic": multiplication,
-    "knights_knaves": knights_knaves,
-    "kk": knights_knaves,
-    "math": math,
-    "format": format_task,
-}
-"""Task name -> module with ``verify``; ``arithmetic`` and ``kk`` are aliases."""
+__all__ = ["TASKS", "VerifyFunction", "error_verdict", "resolve", "verify", "verify_each"]
 
 VerifyFunction = Callable[..., Verdict]
 
 
-def resolve(task: "str | VerifyFunction") -> VerifyFunction:
-    """The verify function for a task name or callable."""
-    if callable(task):
+def resolve(task: "str | ModuleType | VerifyFunction") -> VerifyFunction:
+    """The verify function of a task name, import path, task module/object, or a callable.
+
+    Raises:
+      ValueError: an unknown name; TypeError: a task without ``verify(completion, problem)``.
+    """
+    if callable(task) and not hasattr(task, "verify"):
         return task
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(TASKS)}")
-    return TASKS[task].verify
+    return resolve_task(task).verify
 
 
-def verify(task: "str | VerifyFunction", completion: str, problem: dict, **options) -> Verdict:
+def verify(task: "str | ModuleType | VerifyFunction", completion: str, problem: dict, **options) -> Verdict:
     """Verifies one completion in this process (no time limit).
 
     Errors in the problem or options propagate; model output alone never raises.
@@ -57,7 +51,7 @@ def error_verdict(error: BaseException) -> Verdict:
 
 
 def verify_each(
-    task: "str | VerifyFunction", completions: Sequence[str], problems: Sequence[dict], **options
+    task: "str | ModuleType | VerifyFunction", completions: Sequence[str], problems: Sequence[dict], **options
 ) -> list[Verdict]:
     """Verifies pairs in this process, turning any exception into an ``"error"`` verdict."""
     function = resolve(task)

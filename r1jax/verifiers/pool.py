@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Sequence
 from multiprocessing import connection as mp_connection
+from types import ModuleType
 
 import r1jax
 from r1jax.tasks import verdict as verdict_lib
@@ -178,14 +179,19 @@ class VerifierPool:
         """Queues ``B`` verifications and returns at once; ``handle.result()`` waits.
 
         Args:
-          task: a name in ``inprocess.TASKS`` or an importable module-level function.
+          task: a name in ``r1jax.tasks.TASKS``, the import path of a module implementing
+            ``r1jax.tasks.protocol.Task`` (workers import it by that path, so it must be
+            importable from ``sys.path``), a task module, or an importable module-level
+            verify function.
           completions: ``[B]`` decoded responses.
           problems: ``[B]`` problems.
           **options: keyword options for the task's ``verify``.
         """
         if len(completions) != len(problems):
             raise ValueError(f"{len(completions)} completions but {len(problems)} problems")
-        inprocess.resolve(task)  # unknown names fail here, in the caller
+        inprocess.resolve(task)  # unknown names and tasks without verify fail here
+        if isinstance(task, ModuleType):
+            task = task.__name__  # workers import the module by name
         handle = BatchHandle(len(completions))
         size = self.chunk_size or min(
             64, max(1, math.ceil(len(completions) / (4 * self.num_workers)))
@@ -453,7 +459,7 @@ def verify_batch(
     """Verifies ``B`` completions and returns their ``[B]`` verdicts in order.
 
     Args:
-      task: a task name or an importable verify function.
+      task: a task name, a task module's import path, or an importable verify function.
       completions: ``[B]`` decoded responses.
       problems: ``[B]`` problems.
       timeout_seconds: per-item hard limit of a pool created here.

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from r1jax.tasks import countdown, knights_knaves
+from r1jax.tasks import TASKS, countdown, knights_knaves
 from r1jax.tasks.verdict import REASONS, Verdict
-from r1jax.verifiers import TASKS, inprocess, verify
+from r1jax.verifiers import inprocess, verify
 
 PROBLEMS = {
     "countdown": {"numbers": [9, 9, 9], "target": 1},
@@ -40,6 +40,7 @@ ADVERSARIAL = [
 def test_importing_tasks_and_verifiers_does_not_import_jax():
     code = (
         "import sys\n"
+        "import r1jax.tasks, r1jax.tasks.protocol\n"
         "import r1jax.tasks.countdown, r1jax.tasks.multiplication, r1jax.tasks.knights_knaves\n"
         "import r1jax.tasks.math, r1jax.tasks.format, r1jax.verifiers, r1jax.verifiers.worker\n"
         "import r1jax.verifiers.reflection, r1jax.bench.verify\n"
