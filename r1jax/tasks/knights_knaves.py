@@ -20,6 +20,7 @@ match ``\\bNAME\\b\\s+is\\s+a\\s+\\b(knight|knave)\\b`` (case-insensitive), else
 all right +2, any wrong -1.5; missing answer or failed format -2. Totals: 3, -0.5, -1, -3.
 """
 
+import ast
 import itertools
 import re
 
@@ -283,6 +284,189 @@ def prompt(problem: dict, *, template: str = "base") -> str:
 def user_message(problem: dict) -> str:
     """The bare puzzle text, for prompts built with a tokenizer's chat template."""
     return problem["quiz"]
+
+
+# ------------------------------------------------------------------ reference reasoning
+
+REFERENCE_METHODS = ("search", "ordered")
+_REFERENCE_HEAD = (
+    "Let's think step by step, by considering whether each person is lying and if that leads "
+    "to contradiction."
+)
+
+
+def _role(is_knight: bool) -> str:
+    return "a knight" if is_knight else "a knave"
+
+
+def _join(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _mentioned(statement) -> list[int]:
+    """People a statement names, in order of first mention."""
+    if statement[0] in _LEAVES:
+        return [int(statement[1])]
+    people = []
+    for part in statement[1:]:
+        people += [p for p in _mentioned(part) if p not in people]
+    return people
+
+
+def _can_hold(statement, wanted: bool, assignment) -> bool:
+    """Whether some completion of ``assignment``'s ``None`` entries makes ``statement == wanted``."""
+    open_people = [i for i, x in enumerate(assignment) if x is None]
+    for values in itertools.product((True, False), repeat=len(open_people)):
+        full = list(assignment)
+        for person, value in zip(open_people, values):
+            full[person] = value
+        if holds(statement, full) == wanted:
+            return True
+    return False
+
+
+def _first_conflict(statements, assignment) -> int | None:
+    """The first assigned person whose statement cannot take the truth value their role needs.
+
+    mem-kk-logic ``can_be_falsified_v2``: each assigned person is checked on their own against
+    every completion of the unassigned people.
+    """
+    for person, is_knight in enumerate(assignment):
+        if is_knight is not None and not _can_hold(statements[person], is_knight, assignment):
+            return person
+    return None
+
+
+def _reasoning_steps(statements, names, order_rng: np.random.Generator | None) -> list[str]:
+    """Assume-and-check backtracking over people, as text lines; ends at the unique solution.
+
+    People are considered in order (the first drawn by ``order_rng`` when given, else person
+    1); after a consistent assumption the people its speaker mentions come next (mem-kk-logic
+    ``generate_chain_of_thoughts`` with ``dynamic_person_order``). Each person is first assumed
+    a knight, or, with ``order_rng``, a knight or a knave first at random.
+    """
+    n = len(statements)
+    order = list(range(n))
+    first_guess = [True] * n
+    if order_rng is not None:
+        start = int(order_rng.integers(n))
+        order = [start] + [p for p in order if p != start]
+        first_guess = [bool(order_rng.integers(2)) for _ in range(n)]
+    assignment: list[bool | None] = [None] * n
+    remaining = {p: [not first_guess[p], first_guess[p]] for p in range(n)}  # pop() = first
+    lines, cursor = [], 0
+
+    def claim(person):
+        text = render_statement(names, statements[person])
+        return "if" + text[2:] if text.startswith("If ") else text
+
+    while cursor < n:
+        person = order[cursor]
+        if not remaining[person]:
+            exhausted = []
+            while cursor >= 0 and not remaining[order[cursor]]:
+                remaining[order[cursor]] = [
+                    not first_guess[order[cursor]],
+                    first_guess[order[cursor]],
+                ]
+                assignment[order[cursor]] = None
+                exhausted.append(names[order[cursor]])
+                cursor -= 1
+            if cursor < 0:  # cannot happen for a puzzle with a solution
+                raise ValueError("knights_knaves puzzle has no consistent assignment")
+            lines.append(
+                f"Both roles fail for {_join(exhausted)}, so the assumption about "
+                f"{names[order[cursor]]} must be wrong; let us go back to {names[order[cursor]]}."
+            )
+            continue
+        is_knight = remaining[person].pop()
+        assignment[person] = is_knight
+        conflict = _first_conflict(statements, assignment)
+        if conflict is None:
+            truth = "true" if is_knight else "false"
+            lines.append(
+                f"Assume {names[person]} is {_role(is_knight)}. Then {names[person]}'s claim "
+                f"that {claim(person)} must be {truth}, and no contradiction is found so far."
+            )
+            cursor += 1
+            later = order[cursor:]
+            mentioned = [p for p in _mentioned(statements[person]) if p in later]
+            order = order[:cursor] + mentioned + [p for p in later if p not in mentioned]
+            continue
+        needed = "true" if assignment[conflict] else "false"
+        if conflict == person:
+            whose = f"Then {names[person]}'s own"
+        else:
+            role = _role(assignment[conflict])
+            whose = f"Then, since {names[conflict]} is {role}, {names[conflict]}'s"
+        known = [
+            f"{names[p]} is {_role(assignment[p])}"
+            for p in _mentioned(statements[conflict])
+            if assignment[p] is not None and p != conflict
+        ]
+        given = f" given that {_join(known)}" if known else ""
+        lines.append(
+            f"Assume {names[person]} is {_role(is_knight)}. {whose} claim that "
+            f"{claim(conflict)} would have to be {needed}, but it cannot be{given}. "
+            f"That is a contradiction, so {names[person]} is not {_role(is_knight)}."
+        )
+        assignment[person] = None
+    return lines
+
+
+def reference_completion(
+    problem: dict, rng: np.random.Generator | None = None, *, method: str = "search"
+) -> str:
+    """An assume-and-check chain of thought after the prompt's ``<think>``, then the answer.
+
+    The reasoning is the puzzle's own backtracking solver written out (mem-kk-logic
+    ``data_prep/lib_kk.py`` ``generate_chain_of_thoughts`` / ``format_chain_of_thoughts``, the
+    chains of thought of arXiv:2410.23123 §2, which Logic-RL's K&K data comes from): assume a
+    person's role, check every assumed person's statement against it, back up on a
+    contradiction. It ends with ``</think>`` and the answer in Logic-RL's format
+    (``<answer> (1) Name is a knight\\n(2) ... </answer>``, arXiv:2502.14768 §2.1), which
+    ``verify`` scores correct under either template.
+
+    Args:
+      problem: a puzzle with ``names`` and ``statements`` (a list, or Logic-RL's ``str`` of a
+        tuple).
+      rng: ``"search"`` draws the first person considered and, per person, whether a knight or
+        a knave is assumed first; ``None`` uses a fixed seed. The text is a function of
+        ``problem`` and the rng's state.
+      method: ``"search"`` (as above) or ``"ordered"`` (person 1 first, a knight assumed first:
+        mem-kk-logic's order; ``rng`` unused).
+
+    Raises:
+      ValueError: an unknown method, or a problem without names and statements or with no
+        consistent assignment.
+
+    Example:
+      >>> p = generate(np.random.default_rng(0), n_people=3)
+      >>> verify(reference_completion(p, np.random.default_rng(1)), p).correct
+      True
+    """
+    if method not in REFERENCE_METHODS:
+        raise ValueError(f"knights_knaves reference method must be one of {REFERENCE_METHODS}")
+    statements = problem.get("statements")
+    if isinstance(statements, str):
+        statements = ast.literal_eval(statements)  # Logic-RL stores str(tuple)
+    names = problem.get("names")
+    if not statements or not names or len(names) != len(statements):
+        raise ValueError("a knights_knaves reference needs the problem's names and statements")
+    names = [str(name) for name in names]
+    found = solutions(statements)
+    if len(found) != 1:
+        raise ValueError(f"knights_knaves puzzle has {len(found)} solutions, not one")
+    order_rng = None
+    if method == "search":
+        order_rng = np.random.default_rng(0) if rng is None else rng
+    lines = [" " + _REFERENCE_HEAD, *_reasoning_steps(statements, names, order_rng)]
+    roles = ", ".join(f"{name} is {_role(k)}" for name, k in zip(names, found[0]))
+    lines.append(f"This leads to a consistent assignment: {roles}.")
+    lines.append("</think>")
+    lines.append(f"<answer> {solution_text_format(names, found[0])} </answer>")
+    return "\n".join(lines)
 
 
 def reference_roles(problem: dict) -> dict[str, str]:

@@ -121,3 +121,48 @@ def test_prompt_templates_are_exact():
     qwen = kk.prompt(problem, template="qwen_instruct")
     assert "</think> and<answer> </answer> tags" in qwen and "</answer>.  Now the user" in qwen
     assert qwen.endswith("<|im_start|>user\nQUIZ\n<|im_end|>\n<|im_start|>assistant\n<think>")
+
+
+@pytest.mark.parametrize("n_people", [2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("method", kk.REFERENCE_METHODS)
+def test_reference_completions_verify_correct(n_people, method):
+    for seed in range(15):
+        problem = kk.generate(np.random.default_rng([n_people, seed]), n_people=n_people)
+        text = kk.reference_completion(problem, np.random.default_rng(seed), method=method)
+        verdict = kk.verify(text, problem)  # the default template, "base"
+        assert verdict.correct and verdict.score == 3.0, (problem["quiz"], text)
+        assert kk.verify(text, problem, template="qwen_instruct").correct
+        assert "Assume " in text and text.count("</think>") == 1
+
+
+def test_reference_completion_is_a_function_of_the_rng():
+    problem = kk.generate(np.random.default_rng(11), n_people=6)
+    texts = {kk.reference_completion(problem, np.random.default_rng(s)) for s in range(8)}
+    again = {kk.reference_completion(problem, np.random.default_rng(s)) for s in range(8)}
+    assert texts == again and len(texts) > 1
+    assert kk.reference_completion(problem) == kk.reference_completion(problem)
+    ordered = kk.reference_completion(problem, np.random.default_rng(1), method="ordered")
+    assert ordered == kk.reference_completion(problem, np.random.default_rng(2), method="ordered")
+
+
+def test_reference_completion_reasons_through_contradictions():
+    # Emma: "Liam is a knave"; Liam: "Emma is a knight and Liam is a knight". Unique: (T, F).
+    problem = {
+        "names": ["Emma", "Liam"],
+        "statements": "(('lying', 1), ('and', ('telling-truth', 0), ('telling-truth', 1)))",
+    }
+    text = kk.reference_completion(problem, method="ordered")
+    assert text.splitlines()[1] == (
+        "Assume Emma is a knight. Then Emma's claim that Liam is a knave must be true, and no "
+        "contradiction is found so far."
+    )
+    assert "Assume Liam is a knight." in text and "so Liam is not a knight." in text
+    assert text.endswith("<answer> (1) Emma is a knight\n(2) Liam is a knave </answer>")
+    assert kk.verify(text, {**problem, "solution": [True, False]}).correct
+
+
+def test_reference_completion_needs_names_and_statements():
+    with pytest.raises(ValueError, match="names and statements"):
+        kk.reference_completion({"solution_text_format": "(1) Emma is a knight"})
+    with pytest.raises(ValueError, match="method"):
+        kk.reference_completion({}, method="guess")
