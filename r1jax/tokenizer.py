@@ -391,6 +391,40 @@ class Tokenizer:
         """The token string (byte-level form) of ``token_id``, or ``None`` if out of range."""
         return self.backend.id_to_token(int(token_id))
 
+    def token_bytes(self) -> list[bytes]:
+        """The bytes each token id contributes to decoded text, indexed by id (``[V]``).
+
+        Byte-level BPE tokens (Qwen, Llama 3) map back through GPT-2's byte-to-unicode table,
+        so a token that holds part of a UTF-8 character gets exactly its bytes; added tokens
+        (``<|im_end|>``, ...) get their content as UTF-8, as ``decode`` without
+        ``skip_special_tokens`` writes them. Other decoders fall back to ``decode([id])``.
+        Sampling uses this to match stop strings however the text was split into tokens.
+
+        Example:
+          >>> tok = Tokenizer.train(["héllo"] * 20, vocab_size=300)
+          >>> b"".join(tok.token_bytes()[i] for i in tok.encode("héllo")).decode()
+          'héllo'
+        """
+        added = {
+            token_id: token.content.encode("utf-8")
+            for token_id, token in self.backend.get_added_tokens_decoder().items()
+        }
+        byte_level = isinstance(self.backend.decoder, decoders.ByteLevel)
+        to_byte = {char: byte for byte, char in _bytes_to_unicode().items()}
+        result = []
+        for token_id in range(self.vocab_size):
+            if token_id in added:
+                result.append(added[token_id])
+                continue
+            token = self.backend.id_to_token(token_id)
+            if token is None:
+                result.append(b"")
+            elif byte_level and all(char in to_byte for char in token):
+                result.append(bytes(to_byte[char] for char in token))
+            else:
+                result.append(self.backend.decode([token_id]).encode("utf-8"))
+        return result
+
     # ------------------------------------------------------------------ encode / decode
 
     def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
@@ -526,6 +560,22 @@ class Tokenizer:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character table used by byte-level BPE vocabularies.
+
+    openai/gpt-2 ``src/encoder.py`` ``bytes_to_unicode``: printable Latin-1 bytes map to
+    themselves, the other 68 bytes to ``chr(256 + k)`` in byte order.
+    """
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    table = {byte: chr(byte) for byte in printable}
+    extra = 0
+    for byte in range(256):
+        if byte not in table:
+            table[byte] = chr(256 + extra)
+            extra += 1
+    return table
 
 
 def _read_json(file: Path) -> dict[str, Any] | None:
