@@ -109,9 +109,15 @@ class Transformer(nn.Module):
                 )
             end = kv_cache.end
             valid = lax.dynamic_update_slice(kv_cache.valid, attention_mask, (0, end))
-            slots = jnp.arange(attended)  # [A]
-            query_slots = end + jnp.arange(length)  # [S]
-            mask = valid[:, None, :attended] & (slots[None, :] <= query_slots[:, None])  # [B,S,A]
+            if length == 1:
+                # One new token attends every valid slot. Nothing past ``end`` is valid in a
+                # linear cache, so this is the causal mask there; a ring cache (the continuous
+                # sampler's) also holds valid slots past ``end``.
+                mask = valid[:, None, :attended]  # [B, 1, A]
+            else:
+                slots = jnp.arange(attended)  # [A]
+                query_slots = end + jnp.arange(length)  # [S]
+                mask = valid[:, None, :attended] & (slots[None, :] <= query_slots[:, None])
 
         new_keys, new_values = [], []
         for index, layer in enumerate(self.layers):
@@ -295,7 +301,8 @@ def forward(
     Without a cache the mask is causal and hides pad keys (``attention_mask`` False). With a
     cache the ``S`` new tokens are written to slots ``[end, end + S)``, their ``valid`` bits
     are set from ``attention_mask``, and query ``i`` attends over slots ``[0, attend_length)``
-    that are valid and ``<= end + i``; the returned cache has ``end + S``. Prefill is a
+    that are valid and ``<= end + i`` (one new token: every valid slot, so a ring cache whose
+    valid slots wrap past ``end`` works too); the returned cache has ``end + S``. Prefill is a
     forward of the whole left-padded prompt on an empty cache; decode is a forward of
     ``[B, 1]`` tokens.
 

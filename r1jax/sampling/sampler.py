@@ -73,9 +73,6 @@ class SamplingParams:
       stop_token_ids: runtime values (their count is static): a row stops after emitting any.
       stop_sequences: runtime values (count and longest length static): a row stops after its
         generated tokens end with any of these id sequences.
-      stop_strings: a row also stops at the token whose bytes complete any of these strings in
-        its decoded text, however the tokenizer split it (`stopping.stop_matchers`); the table
-        is a runtime value, its shape static. ``None``: id sequences only.
       num_samples_per_prompt: static ``G``; ``B = P * G``.
       pad_id: token written after a row's stop.
       decode_segment_length: static number of decode steps per cache-length segment; None
@@ -101,7 +98,6 @@ class SamplingParams:
     min_p: float = 0.0
     stop_token_ids: tuple[int, ...] = ()
     stop_sequences: tuple[tuple[int, ...], ...] = ()
-    stop_strings: stopping.StopStrings | None = None
     num_samples_per_prompt: int = 1
     pad_id: int = 0
     decode_segment_length: int | None = None
@@ -130,10 +126,6 @@ class SamplingParams:
         if any(int(t) < 0 for t in self.stop_token_ids):
             raise ValueError(f"stop_token_ids must be >= 0, got {self.stop_token_ids}")
         stopping.pad_stop_sequences(self.stop_sequences)  # validates
-        if self.stop_strings is not None and not isinstance(
-            self.stop_strings, stopping.StopStrings
-        ):
-            raise TypeError("stop_strings must come from stopping.stop_matchers(tokenizer, ...)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +164,7 @@ def decode_plan(sampling_params: SamplingParams) -> DecodePlan:
 
 def runtime_controls(sampling_params: SamplingParams) -> dict[str, jax.Array]:
     """The traced arguments of a call: control values and stop ids as arrays."""
+    sequence_ids, sequence_mask = stopping.pad_stop_sequences(sampling_params.stop_sequences)
     return {
         "temperature": jnp.asarray(sampling_params.temperature, jnp.float32),
         "top_k": jnp.asarray(sampling_params.top_k, jnp.int32),
@@ -180,7 +173,8 @@ def runtime_controls(sampling_params: SamplingParams) -> dict[str, jax.Array]:
         "stop_token_ids": jnp.asarray(
             np.array(sampling_params.stop_token_ids, np.int32).reshape(-1)
         ),
-        **stopping.stop_controls(sampling_params.stop_sequences, sampling_params.stop_strings),
+        "stop_sequence_ids": jnp.asarray(sequence_ids),
+        "stop_sequence_mask": jnp.asarray(sequence_mask),
     }
 
 
@@ -261,7 +255,7 @@ def decodes_by_rows(config: ModelConfig, plan: DecodePlan) -> bool:
     return jax.default_backend() == "cpu" and jnp.dtype(config.dtype).itemsize == 2
 
 
-def _row_keys(key: jax.Array, prompt_ids: jax.Array, group_size: int) -> jax.Array:
+def row_keys(key: jax.Array, prompt_ids: jax.Array, group_size: int) -> jax.Array:
     """``[P * G]`` keys: ``fold_in(fold_in(key, prompt_id), sample_index)``."""
     prompt_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(prompt_ids)  # [P]
     samples = jnp.arange(group_size, dtype=jnp.int32)
@@ -269,18 +263,18 @@ def _row_keys(key: jax.Array, prompt_ids: jax.Array, group_size: int) -> jax.Arr
     return keys.reshape(-1)  # [B]
 
 
-def _row_uniforms(row_keys: jax.Array, steps: int) -> jax.Array:
-    """``[B, T]`` uniforms: entry ``(b, t)`` is ``uniform(fold_in(row_keys[b], t))``."""
+def row_uniforms(keys: jax.Array, steps: int) -> jax.Array:
+    """``[B, T]`` uniforms: entry ``(b, t)`` is ``uniform(fold_in(keys[b], t))``."""
 
     def row(key):
         return jax.vmap(lambda t: jax.random.uniform(jax.random.fold_in(key, t)))(
             jnp.arange(steps, dtype=jnp.int32)
         )
 
-    return jax.vmap(row)(row_keys)  # [B, T]
+    return jax.vmap(row)(keys)  # [B, T]
 
 
-def _constrain_cache(cache: KVCache, rules: sharding_lib.ShardingRules | None) -> KVCache:
+def constrain_cache(cache: KVCache, rules: sharding_lib.ShardingRules | None) -> KVCache:
     """Pins the cache to its logical shardings (a no-op without an active mesh)."""
 
     def constrain(x, axes):
@@ -318,7 +312,7 @@ def _broadcast_prompt_cache(
         valid=place(cache.valid, prompt_cache.valid),
         end=jnp.asarray(width, cache.end.dtype),
     )
-    return _constrain_cache(cache, rules)
+    return constrain_cache(cache, rules)
 
 
 def _grow_cache(
@@ -340,13 +334,35 @@ def _grow_cache(
         values=tuple(pad(b, 2) for b in cache.values),  # [B, K, S, Dh]
         valid=jnp.pad(cache.valid, ((0, 0), (0, extra))),
     )
-    return _constrain_cache(cache, rules)
+    return constrain_cache(cache, rules)
 
 
-def _emit(state: DecodeState, logits: jax.Array, controls: dict, plan: DecodePlan) -> DecodeState:
-    """Draws token ``state.step`` from ``[B, V]`` logits and records it with its stop status."""
-    step = state.step
-    uniforms = jax.lax.dynamic_index_in_dim(state.uniforms, step, axis=1, keepdims=False)  # [B]
+def emit_tokens(
+    logits: jax.Array,
+    uniforms: jax.Array,
+    active: jax.Array,
+    recent: jax.Array,
+    generated: jax.Array,
+    row_limits: jax.Array,
+    finish_reason: jax.Array,
+    controls: dict,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Draws one token per row and checks the stop conditions (shared by both samplers).
+
+    Args:
+      logits: ``[B, V]`` next-token logits.
+      uniforms: ``[B]`` the uniform number each row draws with.
+      active: ``[B]`` rows still generating (others keep their stop state).
+      recent: ``[B, Lmax]`` last generated tokens (stop-sequence matching).
+      generated: ``[]`` or ``[B]`` tokens each row will have generated after this one.
+      row_limits: ``[B]`` per-row token limits.
+      finish_reason: ``[B]`` finish codes so far.
+      controls: `runtime_controls`.
+
+    Returns:
+      ``(token [B], logprob [B], recent [B, Lmax], stopped [B], finish_reason [B])``;
+      ``stopped`` is True for active rows that stop at this token.
+    """
     token, logprob = logits_lib.draw_tokens(
         uniforms,
         logits,
@@ -355,29 +371,44 @@ def _emit(state: DecodeState, logits: jax.Array, controls: dict, plan: DecodePla
         top_p=controls["top_p"],
         min_p=controls["min_p"],
     )
-    active = ~state.done
-    written = jnp.where(active, token, plan.pad_id)
-    tokens = jax.lax.dynamic_update_slice(state.tokens, written[:, None], (0, step))
-    logprobs = jax.lax.dynamic_update_slice(
-        state.logprobs, jnp.where(active, logprob, 0.0)[:, None], (0, step)
-    )
-    recent = jnp.where(active[:, None], stopping.push_recent(state.recent, token), state.recent)
+    recent = jnp.where(active[:, None], stopping.push_recent(recent, token), recent)
     hit_token = active & stopping.matches_stop_token(token, controls["stop_token_ids"])
     hit_sequence = (
         active
         & ~hit_token
-        & (
-            stopping.matches_stop_sequence(
-                recent, controls["stop_sequence_ids"], controls["stop_sequence_mask"]
-            )
-            | stopping.matches_stop_string(recent, controls["stop_string_table"])
+        & stopping.matches_stop_sequence(
+            recent, controls["stop_sequence_ids"], controls["stop_sequence_mask"]
         )
     )
-    hit_length = active & ~hit_token & ~hit_sequence & (step + 1 >= state.row_limits)
+    hit_length = active & ~hit_token & ~hit_sequence & (generated >= row_limits)
     finish_reason = jnp.select(
         [hit_token, hit_sequence, hit_length],
         [stopping.FINISH_STOP_TOKEN, stopping.FINISH_STOP_SEQUENCE, stopping.FINISH_LENGTH],
+        finish_reason,
+    )
+    stopped = hit_token | hit_sequence | hit_length
+    return token, logprob, recent, stopped, finish_reason.astype(jnp.int32)
+
+
+def _emit(state: DecodeState, logits: jax.Array, controls: dict, plan: DecodePlan) -> DecodeState:
+    """Draws token ``state.step`` from ``[B, V]`` logits and records it with its stop status."""
+    step = state.step
+    uniforms = jax.lax.dynamic_index_in_dim(state.uniforms, step, axis=1, keepdims=False)  # [B]
+    active = ~state.done
+    token, logprob, recent, stopped, finish_reason = emit_tokens(
+        logits,
+        uniforms,
+        active,
+        state.recent,
+        step + 1,
+        state.row_limits,
         state.finish_reason,
+        controls,
+    )
+    written = jnp.where(active, token, plan.pad_id)
+    tokens = jax.lax.dynamic_update_slice(state.tokens, written[:, None], (0, step))
+    logprobs = jax.lax.dynamic_update_slice(
+        state.logprobs, jnp.where(active, logprob, 0.0)[:, None], (0, step)
     )
     return dataclasses.replace(
         state,
@@ -385,9 +416,9 @@ def _emit(state: DecodeState, logits: jax.Array, controls: dict, plan: DecodePla
         logprobs=logprobs,
         last_token=token,
         step=step + 1,
-        done=state.done | hit_token | hit_sequence | hit_length,
+        done=state.done | stopped,
         lengths=jnp.where(active, step + 1, state.lengths),
-        finish_reason=finish_reason.astype(jnp.int32),
+        finish_reason=finish_reason,
         recent=recent,
     )
 
@@ -421,6 +452,38 @@ def next_token_logits(
     return logits[:, 0], cache  # [B, V]
 
 
+def prefill_logits(
+    params,
+    prompt_tokens: jax.Array,
+    prompt_lengths: jax.Array,
+    *,
+    config: ModelConfig,
+    plan: DecodePlan,
+    rules: sharding_lib.ShardingRules | None = None,
+) -> tuple[jax.Array, KVCache]:
+    """Runs ``[P, Tp]`` left-padded prompts through the model once (shared by both samplers).
+
+    Returns:
+      ``[P, V]`` logits at the last prompt position and the ``P``-row, ``Tp``-slot cache.
+    """
+    prompts, width = prompt_tokens.shape
+    mask = (jnp.arange(width)[None, :] >= width - prompt_lengths[:, None]).astype(jnp.int32)
+    positions = prompt_positions(mask)  # [P, Tp]
+    prompt_cache = KVCache.init(config, prompts, width, dtype=cache_dtype(config, plan))
+    logits, prompt_cache = forward(
+        params,
+        prompt_tokens,
+        positions,
+        config,
+        attention_mask=mask,
+        kv_cache=prompt_cache,
+        last_position_only=True,
+        rules=rules,
+        kernels_by_rows=decodes_by_rows(config, plan),
+    )
+    return logits[:, -1], prompt_cache  # [P, V]
+
+
 def _prefill(
     params,
     prompt_tokens: jax.Array,
@@ -439,24 +502,13 @@ def _prefill(
     Returns:
       The ``B``-row `DecodeState` after token 0 and the ``P``-row, ``Tp``-slot prompt cache.
     """
-    prompts, width = prompt_tokens.shape
+    prompts = prompt_tokens.shape[0]
     group = plan.group_size
     batch = prompts * group
-    mask = (jnp.arange(width)[None, :] >= width - prompt_lengths[:, None]).astype(jnp.int32)
-    positions = prompt_positions(mask)  # [P, Tp]
-    prompt_cache = KVCache.init(config, prompts, width, dtype=cache_dtype(config, plan))
-    logits, prompt_cache = forward(
-        params,
-        prompt_tokens,
-        positions,
-        config,
-        attention_mask=mask,
-        kv_cache=prompt_cache,
-        last_position_only=True,
-        rules=rules,
-        kernels_by_rows=decodes_by_rows(config, plan),
+    logits, prompt_cache = prefill_logits(
+        params, prompt_tokens, prompt_lengths, config=config, plan=plan, rules=rules
     )
-    last_logits = jnp.repeat(logits[:, -1], group, axis=0)  # [B, V]
+    last_logits = jnp.repeat(logits, group, axis=0)  # [B, V]
     total = plan.max_new_tokens
     longest_stop = controls["stop_sequence_ids"].shape[1]
     row_limits = jnp.minimum(row_limits, total).astype(jnp.int32)
@@ -469,7 +521,7 @@ def _prefill(
         lengths=jnp.zeros((batch,), jnp.int32),
         finish_reason=jnp.where(row_limits <= 0, stopping.FINISH_LENGTH, stopping.FINISH_NONE),
         recent=jnp.full((batch, longest_stop), -1, jnp.int32),
-        uniforms=_row_uniforms(_row_keys(key, prompt_ids, group), total),
+        uniforms=row_uniforms(row_keys(key, prompt_ids, group), total),
         row_limits=row_limits,
         prompt_lengths=jnp.repeat(prompt_lengths, group, axis=0).astype(jnp.int32),
         prompt_tokens=jnp.repeat(prompt_tokens, group, axis=0).astype(jnp.int32),
