@@ -29,7 +29,9 @@ def resolve(task: "str | ModuleType | VerifyFunction") -> VerifyFunction:
     return resolve_task(task).verify
 
 
-def verify(task: "str | ModuleType | VerifyFunction", completion: str, problem: dict, **options) -> Verdict:
+def verify(
+    task: "str | ModuleType | VerifyFunction", completion: str, problem: dict, **options
+) -> Verdict:
     """Verifies one completion in this process (no time limit).
 
     Errors in the problem or options propagate; model output alone never raises.
@@ -51,7 +53,10 @@ def error_verdict(error: BaseException) -> Verdict:
 
 
 def verify_each(
-    task: "str | ModuleType | VerifyFunction", completions: Sequence[str], problems: Sequence[dict], **options
+    task: "str | ModuleType | VerifyFunction",
+    completions: Sequence[str],
+    problems: Sequence[dict],
+    **options,
 ) -> list[Verdict]:
     """Verifies pairs in this process, turning any exception into an ``"error"`` verdict."""
     function = resolve(task)
