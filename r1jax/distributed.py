@@ -319,8 +319,8 @@ def check_layout(
 
     The RL batch has ``data.prompts_per_step * sampling.group_size`` rows, the supervised one
     ``sft.batch_size`` (checked when ``sft``); each process reads an equal share of the prompts.
-    Evaluation runs on every process (`r1jax.evaluate` gathers the sampled rows and the
-    verdicts), but budget-forced evaluation only in a single-process run.
+    Evaluation, budget-forced or not, runs on every process (`r1jax.evaluate` gathers the
+    sampled rows and the verdicts), so it needs no check here.
     """
     processes = jax.process_count()
     prompts = config.data.prompts_per_step
