@@ -6,6 +6,10 @@ What lives here:
   (``task.prompt(problem, template=name)``, byte-exact as in ``r1jax.tasks``) or ``"chat"``:
   the tokenizer's chat template around the task's user text, with an optional system prompt and
   an optional assistant prefix (e.g. ``"<think>\\n"``) appended after the generation header.
+* ``chat_prompt_fn``: the same chat rendering for instruct models from plain settings: a system
+  prompt, a user template over the problem's fields (``"{question}\\nAnswer in <answer>
+  </answer> tags."``) and a prefill, rendered through the model's own chat template exactly as
+  ``transformers``' ``apply_chat_template(..., add_generation_prompt=True)`` renders it.
 * ``PromptBatch``: ``P`` prompts left-padded to a length bucket, with their problems.
 * ``prompt_batches``: the resumable iterator from a problem source to ``PromptBatch``es.
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -76,6 +81,95 @@ def make_prompt_fn(
         return text + assistant_prefix
 
     return chat_prompt
+
+
+_TEMPLATE_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def render_user_template(template: str, problem: dict) -> str:
+    r"""Fills ``{field}`` slots of ``template`` from ``problem``; other braces stay as written.
+
+    Only ``{name}`` with ``name`` an identifier is a slot, so LaTeX such as ``\boxed{}`` needs
+    no escaping; ``{{`` and ``}}`` give literal braces. Non-string values are inserted with
+    ``str``.
+
+    Raises:
+      ValueError: a slot names a field the problem lacks (the message lists its fields).
+
+    Example:
+      >>> print(render_user_template(r"{question} Put it in \boxed{}.", {"question": "1+1?"}))
+      1+1? Put it in \boxed{}.
+    """
+
+    def fill(match: re.Match) -> str:
+        if match.group(0) in ("{{", "}}"):
+            return match.group(0)[0]
+        name = match.group(1)
+        if name not in problem:
+            raise ValueError(
+                f"user template field {{{name}}} is not in the problem (fields: {sorted(problem)})"
+            )
+        value = problem[name]
+        return value if isinstance(value, str) else str(value)
+
+    return _TEMPLATE_FIELD.sub(fill, template)
+
+
+def chat_prompt_fn(
+    tokenizer: Any,
+    *,
+    system_prompt: str | None = None,
+    user_template: str | None = None,
+    prefill: str = "",
+    task: Any = None,
+    chat_template: str | None = None,
+) -> PromptFn:
+    """``problem -> prompt`` through the model's chat template: system, user, then a prefill.
+
+    The conversation is ``[{"role": "system", "content": system_prompt}]`` (when given) and
+    ``[{"role": "user", "content": render_user_template(user_template, problem)}]``, rendered
+    with ``add_generation_prompt=True``, so the text ends with the template's assistant header
+    (Qwen2.5: ``<|im_start|>assistant\\n``); ``prefill`` follows it, e.g. ``"<think>"`` or
+    ``"<think>\\n"`` so the response starts inside the reasoning block (the DeepSeek-R1
+    distilled models' templates end with ``<think>\\n``, arXiv:2501.12948). The result equals
+    ``transformers``' ``AutoTokenizer.apply_chat_template(messages, tokenize=False,
+    add_generation_prompt=True) + prefill`` on the same tokenizer files.
+
+    Args:
+      tokenizer: an ``r1jax.tokenizer.Tokenizer`` (its ``apply_chat_template``).
+      system_prompt: the system message; ``None`` sends none (Qwen2.5's template then inserts
+        its default "You are Qwen, ..." system message, as ``transformers`` does).
+      user_template: the user message; ``{field}`` slots take the problem's fields. ``None``
+        uses ``task.user_message(problem)`` when the task has one, else ``"{question}"``.
+      prefill: text after the assistant header that the response continues.
+      task: the task, for its ``user_message`` (``None``: none).
+      chat_template: a template to use instead of the tokenizer's.
+
+    Example:
+      >>> from r1jax.tokenizer import Tokenizer
+      >>> tok = Tokenizer.train(["hi"] * 10, vocab_size=300)
+      >>> fn = chat_prompt_fn(tok, system_prompt="Be brief.", prefill="<think>")
+      >>> fn({"question": "2+2?"})
+      '<|im_start|>system\\nBe brief.<|im_end|>\\n<|im_start|>user\\n2+2?<|im_end|>\\n<|im_start|>assistant\\n<think>'
+    """
+
+    user_message = getattr(task, "user_message", None) if user_template is None else None
+
+    def user_text(problem: dict) -> str:
+        if user_message is not None:
+            return user_message(problem)
+        return render_user_template(user_template or "{question}", problem)
+
+    def prompt(problem: dict) -> str:
+        messages = [{"role": "user", "content": user_text(problem)}]
+        if system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        text = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, chat_template=chat_template
+        )
+        return text + prefill
+
+    return prompt
 
 
 def _question_field(problem: dict) -> str:

@@ -1,9 +1,10 @@
 """Supervised (prompt, response) batches for warm starts, on the same resumable machinery.
 
-Examples come from a JSONL/Parquet file (``load_problems`` with a field mapping and
-``text_fields=("question", "response")`` or ``("prompt", "response")``) or from a task's own
-reference traces (``reference_trace_source``: ``task.generate`` then
-``task.reference_completion`` on the same seeded rng, so record ``i`` is reproducible).
+Examples come from a JSONL/Parquet file (``load_sft_examples`` with the file's prompt and
+response column names, rendered for chat models by ``chat_sft_fns``: the same system prompt,
+user template, chat template and prefill as the RL prompts) or from a task's own reference
+traces (``reference_trace_source``: ``task.generate`` then ``task.reference_completion`` on
+the same seeded rng, so record ``i`` is reproducible).
 
 Each example is tokenised as ``encode(prompt) + encode(response) + [eos]``. The two texts are
 encoded separately so the prompt/response boundary is a token boundary (the same split the RL
@@ -26,7 +27,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from r1jax.data import padding, pipeline, sources
+from r1jax.data import padding, pipeline, prompts, sources
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +102,67 @@ def reference_trace_source(
 
     generate.__name__ = f"{task.__name__.rsplit('.', 1)[-1]}_reference_trace"
     return sources.ProceduralSource(generate, seed=seed, num_records=num_records, options=options)
+
+
+def load_sft_examples(
+    path: str,
+    *,
+    prompt_field: str = "prompt",
+    response_field: str = "response",
+    id_field: str = "",
+    on_bad_row: sources.BadRowPolicy = "error",
+) -> sources.FileProblems:
+    """(prompt, response) examples from a JSONL or Parquet file with any column names.
+
+    Each row becomes ``{"question": row[prompt_field], "response": row[response_field], **other
+    columns}`` (``id`` from ``id_field`` when given), so `chat_sft_fns` renders the prompt
+    column with the same user template and chat template as RL prompts.
+
+    Raises:
+      r1jax.data.sources.DataError: a missing file, or a row without text in either column
+        (unless ``on_bad_row="skip"``).
+    """
+    fields = {"question": prompt_field, "response": response_field}
+    if id_field:
+        fields["id"] = id_field
+    return sources.load_problems(
+        path, fields=fields, text_fields=("question", "response"), on_bad_row=on_bad_row
+    )
+
+
+def chat_sft_fns(
+    tokenizer: Any,
+    *,
+    system_prompt: str | None = None,
+    user_template: str | None = "{question}",
+    prefill: str = "",
+    task: ModuleType | None = None,
+    chat_template: str | None = None,
+) -> tuple[Callable[[dict], str], Callable[[dict], str]]:
+    """``(prompt_fn, response_fn)`` for `sft_batches`, rendered as the RL prompts are.
+
+    ``prompt_fn`` is ``prompts.chat_prompt_fn`` with the same arguments, so the warm start sees
+    exactly the prompts RL will sample from, prefill included. ``response_fn`` returns the
+    example's ``"response"``; when that text starts with the prefill (a file that stores
+    ``"<think>..."`` while the prompt already ends with ``"<think>"``), the prefill is removed
+    from it, so prompt + response is the text once.
+    """
+    prompt_fn = prompts.chat_prompt_fn(
+        tokenizer,
+        system_prompt=system_prompt,
+        user_template=user_template,
+        prefill=prefill,
+        task=task,
+        chat_template=chat_template,
+    )
+
+    def response_fn(example: dict) -> str:
+        response = example["response"]
+        if prefill and response.startswith(prefill):
+            return response[len(prefill) :]
+        return response
+
+    return prompt_fn, response_fn
 
 
 def sft_batches(
