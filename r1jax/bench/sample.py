@@ -68,11 +68,53 @@ WORKLOADS = {  # model -> (prompts, samples per prompt, new tokens)
     "tiny": (8, 8, 128),
     "small": (8, 8, 128),
     "qwen05b": (8, 1, 64),
+    "qwen15b": (8, 1, 64),
 }
+QWEN15B = dict(  # the Qwen2.5-1.5B shape, over the qwen05b preset (same vocab and rope)
+    hidden_size=1536, num_layers=28, num_heads=12, num_kv_heads=2, head_dim=128, mlp_dim=8960
+)
+
+
+def bench_config(model: str, dtype: str) -> ModelConfig:
+    """The benchmark's model config: a `ModelConfig` preset, or ``qwen15b``.
+
+    Example:
+      >>> bench_config("qwen15b", "bfloat16").num_layers
+      28
+    """
+    if model == "qwen15b":
+        return ModelConfig.preset("qwen05b", dtype=dtype, param_dtype=dtype, **QWEN15B)
+    return ModelConfig.preset(model, dtype=dtype, param_dtype=dtype)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=sorted(WORKLOADS), default="tiny")
+    parser.add_argument(
+        "--workload",
+        choices=("fixed", "longtail"),
+        default="fixed",
+        help="fixed: every row generates exactly T tokens; longtail: see r1jax.bench.longtail",
+    )
+    parser.add_argument(
+        "--model", choices=sorted(WORKLOADS), default=None, help="tiny (longtail: small)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=(
+            "static",
+            "continuous",
+            "both",
+            "_static",
+            "_continuous",
+            "_partial",
+            "_transformers",
+        ),
+        default="both",
+        help="longtail: the static sampler, continuous batching or both side by side",
+    )
+    parser.add_argument(
+        "--partial", action="store_true", help="longtail: four calls with partial rollouts"
+    )
+    parser.add_argument("--slots", type=int, default=64, help="longtail: continuous slots")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--vs-transformers", action="store_true", help="also time HF generate")
     parser.add_argument("--prompts", type=int, default=None, help="P (default per model)")
@@ -172,11 +214,14 @@ def _time_transformers(config, params, tokens: np.ndarray, samples: int, new_tok
     torch.set_num_threads(os.cpu_count() or 1)
     float_config = ModelConfig(**{**config.__dict__, "dtype": "float32", "param_dtype": "float32"})
     float_params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)
+    # On a GPU, transformers runs there in the benchmark's dtype; on CPU in float32.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = getattr(torch, config.dtype) if device == "cuda" else torch.float32
     with tempfile.TemporaryDirectory() as path:
         save_pretrained(path, float_config, float_params)
-        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model.eval()
-    input_ids = torch.from_numpy(tokens.astype(np.int64))
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model.to(device).eval()
+    input_ids = torch.from_numpy(tokens.astype(np.int64)).to(device)
     kwargs = dict(
         do_sample=True,
         temperature=1.0,
@@ -192,6 +237,8 @@ def _time_transformers(config, params, tokens: np.ndarray, samples: int, new_tok
         out = model.generate(
             input_ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kwargs
         )
+        if device == "cuda":
+            torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
     assert out.shape == (tokens.shape[0] * samples, tokens.shape[1] + new_tokens), out.shape
     return elapsed
@@ -229,13 +276,20 @@ def compare_layouts(params, config, batch, key, sampling_params, rounds: int) ->
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.workload == "longtail":
+        from r1jax.bench import longtail
+
+        args.model = args.model or "small"
+        args.prompts = args.prompts or 32
+        return longtail.run(args)
+    args.model = args.model or "tiny"
     default_prompts, default_samples, default_tokens = WORKLOADS[args.model]
     prompts = args.prompts or default_prompts
     samples = args.samples or default_samples
     new_tokens = args.new_tokens or default_tokens
     prompt_length = args.prompt_length
     rows = prompts * samples
-    config = ModelConfig.preset(args.model, dtype=args.dtype, param_dtype=args.dtype)
+    config = bench_config(args.model, args.dtype)
     peak = measure_matmul_peak(args.dtype, args.peak_size)
     float32_peak = (
         peak if args.dtype == "float32" else measure_matmul_peak("float32", args.peak_size)
