@@ -73,6 +73,9 @@ class SamplingParams:
       stop_token_ids: runtime values (their count is static): a row stops after emitting any.
       stop_sequences: runtime values (count and longest length static): a row stops after its
         generated tokens end with any of these id sequences.
+      stop_strings: a row also stops at the token whose bytes complete any of these strings in
+        its decoded text, however the tokenizer split it (`stopping.stop_matchers`); the table
+        is a runtime value, its shape static. ``None``: id sequences only.
       num_samples_per_prompt: static ``G``; ``B = P * G``.
       pad_id: token written after a row's stop.
       decode_segment_length: static number of decode steps per cache-length segment; None
@@ -98,6 +101,7 @@ class SamplingParams:
     min_p: float = 0.0
     stop_token_ids: tuple[int, ...] = ()
     stop_sequences: tuple[tuple[int, ...], ...] = ()
+    stop_strings: stopping.StopStrings | None = None
     num_samples_per_prompt: int = 1
     pad_id: int = 0
     decode_segment_length: int | None = None
@@ -126,6 +130,10 @@ class SamplingParams:
         if any(int(t) < 0 for t in self.stop_token_ids):
             raise ValueError(f"stop_token_ids must be >= 0, got {self.stop_token_ids}")
         stopping.pad_stop_sequences(self.stop_sequences)  # validates
+        if self.stop_strings is not None and not isinstance(
+            self.stop_strings, stopping.StopStrings
+        ):
+            raise TypeError("stop_strings must come from stopping.stop_matchers(tokenizer, ...)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +172,6 @@ def decode_plan(sampling_params: SamplingParams) -> DecodePlan:
 
 def runtime_controls(sampling_params: SamplingParams) -> dict[str, jax.Array]:
     """The traced arguments of a call: control values and stop ids as arrays."""
-    sequence_ids, sequence_mask = stopping.pad_stop_sequences(sampling_params.stop_sequences)
     return {
         "temperature": jnp.asarray(sampling_params.temperature, jnp.float32),
         "top_k": jnp.asarray(sampling_params.top_k, jnp.int32),
@@ -173,8 +180,7 @@ def runtime_controls(sampling_params: SamplingParams) -> dict[str, jax.Array]:
         "stop_token_ids": jnp.asarray(
             np.array(sampling_params.stop_token_ids, np.int32).reshape(-1)
         ),
-        "stop_sequence_ids": jnp.asarray(sequence_ids),
-        "stop_sequence_mask": jnp.asarray(sequence_mask),
+        **stopping.stop_controls(sampling_params.stop_sequences, sampling_params.stop_strings),
     }
 
 
@@ -376,8 +382,11 @@ def emit_tokens(
     hit_sequence = (
         active
         & ~hit_token
-        & stopping.matches_stop_sequence(
-            recent, controls["stop_sequence_ids"], controls["stop_sequence_mask"]
+        & (
+            stopping.matches_stop_sequence(
+                recent, controls["stop_sequence_ids"], controls["stop_sequence_mask"]
+            )
+            | stopping.matches_stop_string(recent, controls["stop_string_table"])
         )
     )
     hit_length = active & ~hit_token & ~hit_sequence & (generated >= row_limits)
