@@ -40,9 +40,12 @@ from typing import Any
 
 import ml_collections
 
+from r1jax import algorithms
+from r1jax.algorithms import policy_gradient
+
 # Groups whose keys are free-form (passed as keyword arguments to a constructor that checks
 # them). Tuple of dotted paths; a literal, not a registry.
-OPEN_GROUPS = ("data.task_options",)
+OPEN_GROUPS = ("data.task_options", "verifier.options")
 
 # Keys that do not change the training trajectory: excluded from :func:`config_hash` by
 # default so that resuming with a longer run, other logging, another eval cadence or on another
@@ -129,9 +132,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.verifier = ml_collections.ConfigDict()
     c.verifier.workers = 0  # verifier processes; 0 = the machine's cores, at most 4
     c.verifier.timeout_seconds = 10.0  # per completion; a timeout counts as a zero reward
+    c.verifier.options = ml_collections.ConfigDict()  # keyword arguments of the task's verify
 
     c.rewards = ml_collections.ConfigDict()
     c.rewards.correctness_weight = 1.0  # weight of the verifier's 0/1 correctness
+    c.rewards.score_weight = 0.0  # weight of the verifier's own score (the task's published rule)
     c.rewards.format_weight = 0.0  # weight of the well-formed-output term
     c.rewards.truncated_is_incorrect = True  # completions without EOS/stop score as wrong
     c.rewards.cosine = ml_collections.ConfigDict()  # cosine length scaling (ALGORITHMS §4.1)
@@ -153,23 +158,29 @@ def base_config() -> ml_collections.ConfigDict:
     c.rewards.repetition.penalty = -0.05  # p, assigned to each token of a repeated n-gram
     c.rewards.repetition.only_start = False  # penalise only the first n-gram of a repeated run
 
+    # The objective's defaults are the policy-gradient family's published GRPO settings
+    # (one source of truth: `r1jax.algorithms.policy_gradient.PolicyGradient`); the chosen
+    # algorithm's preset is laid over them by `load_config`.
+    pg = policy_gradient.PolicyGradient()
     c.objective = ml_collections.ConfigDict()
-    c.objective.algorithm = "grpo"  # grpo | dr_grpo | dapo | gspo | reinforce_pp | rloo
-    c.objective.clip_eps_low = 0.2  # ratio floor 1 - eps_low
-    c.objective.clip_eps_high = 0.2  # ratio ceiling 1 + eps_high (DAPO: 0.28)
-    c.objective.dual_clip = 0.0  # dual-clip c for negative advantages; 0 disables (verl: 3.0)
-    c.objective.kl_coef = 0.001  # beta; 0 disables the KL term (and the reference forward)
-    c.objective.kl_estimator = "k3"  # k1 | k2 | k3 | k3+ (k3 value with k2 gradient)
-    c.objective.kl_placement = "loss"  # loss (GRPO) | reward (PPO / REINFORCE++ style, k1)
-    c.objective.aggregation = "seq-mean-token-mean"  # | token-mean | seq-mean-token-sum |
+    c.objective.algorithm = "grpo"  # a name of r1jax.algorithms.ALGORITHMS (its preset applies)
+    c.objective.advantage = pg.advantage  # group | rloo | reinforce_pp | reinforce_pp_baseline
+    c.objective.surrogate = pg.surrogate  # clip (per-token ratio) | gspo (sequence ratio)
+    c.objective.clip_eps_low = pg.clip_eps_low  # ratio floor 1 - eps_low
+    c.objective.clip_eps_high = pg.clip_eps_high  # ratio ceiling 1 + eps_high (DAPO: 0.28)
+    c.objective.dual_clip = pg.dual_clip  # dual-clip c for negative advantages; 0 disables
+    c.objective.kl_coef = pg.kl_coef  # beta; 0 disables the KL term (and the reference forward)
+    c.objective.kl_estimator = pg.kl_estimator  # k1 | k2 | k3 | k3+ (k3 value, k2 gradient)
+    c.objective.kl_placement = pg.kl_placement  # loss (GRPO) | reward (PPO / REINFORCE++, k1)
+    c.objective.aggregation = pg.aggregation  # | token-mean | seq-mean-token-sum |
     # seq-mean-token-sum-norm (Dr. GRPO; divides by aggregation_constant)
-    c.objective.aggregation_constant = 0  # C for seq-mean-token-sum-norm; 0 = max_new_tokens
-    c.objective.num_iterations = 1  # mu: passes over each rollout batch
-    c.objective.std = "unbiased"  # group std flavour: unbiased | population | none
-    c.objective.advantage_eps = 1e-6  # added to the group std
-    c.objective.entropy_coef = 0.0  # entropy bonus weight (verl's old default: 0.001)
-    c.objective.logratio_clamp = 20.0  # clamp log ratios to +-this before exp
-    c.objective.mask_truncated = False  # DAPO overlong filtering: drop truncated rows from loss
+    c.objective.aggregation_constant = pg.aggregation_constant  # C of Dr. GRPO; 0 = T
+    c.objective.num_iterations = pg.num_iterations  # mu: passes over each rollout batch
+    c.objective.std = pg.std  # group std flavour: unbiased | population | none
+    c.objective.advantage_eps = pg.advantage_eps  # added to the group std
+    c.objective.entropy_coef = pg.entropy_coef  # entropy bonus weight (verl's old default 0.001)
+    c.objective.logratio_clamp = pg.logratio_clamp  # clamp log ratios to +-this before exp
+    c.objective.mask_truncated = pg.mask_truncated  # DAPO overlong filtering: no loss
     c.objective.dynamic_sampling = ml_collections.ConfigDict()  # DAPO group filtering
     c.objective.dynamic_sampling.enabled = False  # drop groups whose rewards are all equal
     c.objective.dynamic_sampling.max_rounds = 10  # sampling rounds per step; <= 0 unlimited
@@ -478,6 +489,13 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     every key must exist there (except under ``data.task_options``). An empty ``spec`` gives
     :func:`base_config` itself.
 
+    Precedence, lowest first: the base defaults, the preset of ``objective.algorithm``
+    (`r1jax.algorithms.preset`, e.g. DAPO's ``clip_eps_high = 0.28``), the experiment file,
+    the overrides. A key the file or an override sets keeps its value even when it equals the
+    base default: ``objective.algorithm=dapo`` with ``objective.clip_eps_high=0.2`` trains
+    with 0.2. The result holds the resolved values the run uses (what ``config.json``
+    records).
+
     Args:
       spec: ``"experiments/name.py"`` or ``"experiments/name.py:preset"``, or ``""``.
       overrides: ``"key.sub=value"`` strings, applied in order after the file.
@@ -492,33 +510,50 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
       >>> load_config("", ["objective.algorithm=dapo"]).objective.algorithm
       'dapo'
     """
+    file_values, source = _experiment_values(spec)
+    # Precedence: base defaults < the algorithm's preset < the experiment file < the command
+    # line. The algorithm is known only once the file and the overrides are read, so they are
+    # read into a scratch config first, then laid over the base defaults and the preset.
+    scratch = base_config()
+    for leaf_path, value in file_values:
+        _set_leaf(scratch, leaf_path, value, source)
+    apply_overrides(scratch, overrides, source="override")
+    algorithm = scratch.objective.algorithm
+    try:
+        preset_values = algorithms.preset(algorithm)
+    except ValueError as error:
+        raise ConfigError(f"{source or 'override'}: {error}") from None
     config = base_config()
-    if spec:
-        path, _, preset = spec.partition(":")
-        module = _load_experiment(path)
-        takes_arg = bool(inspect.signature(module.get_config).parameters)
-        if preset and not takes_arg:
-            raise ConfigError(
-                f"{path}: get_config() takes no argument, but preset {preset!r} given"
-            )
-        try:
-            loaded = module.get_config(preset or None) if takes_arg else module.get_config()
-        except Exception as e:
-            raise ConfigError(
-                f"{path}: get_config({preset or None!r}) failed: {type(e).__name__}: {e}"
-            ) from e
-        if isinstance(loaded, ml_collections.ConfigDict):
-            loaded = loaded.to_dict()
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(
-                f"{path}: get_config() returned {type(loaded).__name__}, not a config"
-            )
-        source = f"{path}" + (f":{preset}" if preset else "")
-        for leaf_path, value in _leaves(loaded):
-            _set_leaf(config, leaf_path, value, source)
+    for key, value in preset_values.items():
+        _set_leaf(config, key.split("."), value, f"preset of objective.algorithm={algorithm}")
+    for leaf_path, value in file_values:
+        _set_leaf(config, leaf_path, value, source)
     apply_overrides(config, overrides, source="override")
     config.lock()
     return config
+
+
+def _experiment_values(spec: str) -> tuple[list[tuple[list[str], Any]], str]:
+    """The ``(key path, value)`` leaves an experiment file's ``get_config`` sets, and the
+    source name used in error messages; ``([], "")`` for an empty ``spec``."""
+    if not spec:
+        return [], ""
+    path, _, preset = spec.partition(":")
+    module = _load_experiment(path)
+    takes_arg = bool(inspect.signature(module.get_config).parameters)
+    if preset and not takes_arg:
+        raise ConfigError(f"{path}: get_config() takes no argument, but preset {preset!r} given")
+    try:
+        loaded = module.get_config(preset or None) if takes_arg else module.get_config()
+    except Exception as e:
+        raise ConfigError(
+            f"{path}: get_config({preset or None!r}) failed: {type(e).__name__}: {e}"
+        ) from e
+    if isinstance(loaded, ml_collections.ConfigDict):
+        loaded = loaded.to_dict()
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"{path}: get_config() returned {type(loaded).__name__}, not a config")
+    return _leaves(loaded), f"{path}" + (f":{preset}" if preset else "")
 
 
 # ----------------------------------------------------------------------------- command line

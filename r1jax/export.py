@@ -40,11 +40,10 @@ import jax
 from etils import epath
 
 from r1jax import checkpointing
-from r1jax.models import ModelConfig, abstract_params, save_pretrained
+from r1jax.models import MODEL_PRESETS, ModelConfig, abstract_params, save_pretrained
 from r1jax.tokenizer import Tokenizer
 
 # Mirrors the trainer: model names that are presets trained from scratch, not HF directories.
-PRESETS = ("tiny", "small", "qwen05b")
 POLICY = "policy"
 
 
@@ -78,7 +77,7 @@ def model_and_tokenizer(workdir: str, config: dict[str, Any]) -> tuple[ModelConf
     name = model["name"]
     if tokenizer_path:
         directory = tokenizer_path
-    elif name in PRESETS:
+    elif name in MODEL_PRESETS:
         directory = os.path.join(workdir, "tokenizer")
     else:
         directory = name
@@ -86,7 +85,7 @@ def model_and_tokenizer(workdir: str, config: dict[str, Any]) -> tuple[ModelConf
         raise ExportError(f"no tokenizer.json in {directory} (the run's tokenizer)")
     tokenizer = Tokenizer.from_pretrained(directory)
     dtype = model.get("dtype", "float32")
-    if name in PRESETS:
+    if name in MODEL_PRESETS:
         model_config = ModelConfig.from_scratch(
             name,
             tokenizer.vocab_size,

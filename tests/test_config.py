@@ -86,7 +86,39 @@ def test_partial_experiment_is_laid_over_base(tmp_path):
     )
     cfg = config_lib.load_config(path)
     assert (cfg.objective.algorithm, cfg.objective.clip_eps_high, cfg.steps) == ("dapo", 0.28, 7)
-    assert cfg.objective.kl_coef == 0.001  # untouched default
+    assert cfg.objective.kl_coef == 0.0  # DAPO's preset, over the base default 0.001
+    assert cfg.objective.kl_estimator == "k3"  # untouched default
+
+
+@pytest.mark.parametrize(
+    "overrides, clip_high",
+    [
+        (["objective.algorithm=dapo"], 0.28),  # the preset
+        (["objective.algorithm=dapo", "objective.clip_eps_high=0.2"], 0.2),  # = the base default
+        (["objective.clip_eps_high=0.2", "objective.algorithm=dapo"], 0.2),  # in either order
+    ],
+)
+def test_a_key_set_by_the_user_beats_the_algorithm_preset(overrides, clip_high):
+    assert config_lib.load_config("", overrides).objective.clip_eps_high == clip_high
+
+
+def test_a_key_set_in_the_experiment_file_beats_the_algorithm_preset(tmp_path):
+    path = _write(
+        tmp_path,
+        """
+        def get_config():
+            return {"objective": {"algorithm": "dapo", "clip_eps_high": 0.2}}
+        """,
+    )
+    assert config_lib.load_config(path).objective.clip_eps_high == 0.2
+    assert (
+        config_lib.load_config(path, ["objective.clip_eps_high=0.3"]).objective.clip_eps_high == 0.3
+    )
+
+
+def test_an_unknown_algorithm_names_the_known_ones():
+    with pytest.raises(config_lib.ConfigError, match=r"objective\.algorithm.*grpo"):
+        config_lib.load_config("", ["objective.algorithm=ppo2"])
 
 
 def test_overrides_are_parsed_with_the_default_type(tmp_path):

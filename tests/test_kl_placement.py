@@ -1,4 +1,4 @@
-"""``objective.kl_placement = "reward"`` in r1jax.update, against an independent numpy version.
+"""``objective.kl_placement = "reward"`` in the policy-gradient algorithm, against an independent numpy version.
 
 ALGORITHMS.md §2.3(b): with the KL in the reward the token reward is
 ``r_t = 1[t = |o|]·R − β·k1_t``, ``k1_t = log π_old(o_t) − log π_ref(o_t)`` from the rollout
@@ -17,7 +17,8 @@ import jax
 import numpy as np
 import pytest
 
-from r1jax import update
+from r1jax import learner
+from r1jax.algorithms.policy_gradient import PolicyGradient
 from r1jax.models import ModelConfig, init_params
 
 BETA = 0.05
@@ -36,7 +37,7 @@ def setup():
     rng = np.random.default_rng(0)
     rows, width = len(LENGTHS), 5
     mask = np.arange(width)[None, :] < LENGTHS[:, None]  # [B, T]
-    batch = update.UpdateBatch(
+    batch = learner.Batch(
         prompt_tokens=rng.integers(1, 32, (rows, 3)).astype(np.int32),
         prompt_mask=np.ones((rows, 3), bool),
         completion_tokens=np.where(mask, rng.integers(1, 32, (rows, width)), 0).astype(np.int32),
@@ -45,24 +46,31 @@ def setup():
         is_correct=CORRECT,
         is_well_formed=CORRECT,
         is_truncated=np.zeros(rows, bool),
+        scores=np.zeros(rows, np.float32),
     )
-    scoring = update.UpdateConfig(model=model, group_size=GROUP)
-    old = np.asarray(update.reference_logprobs(policy, batch, config=scoring))  # ratio 1
-    ref = np.asarray(update.reference_logprobs(reference, batch, config=scoring))
-    batch = update.UpdateBatch(**{**batch.__dict__, "old_logprobs": old})
+    scoring = learner.LearnerConfig(model=model, algorithm=PolicyGradient(), group_size=GROUP)
+    old = np.asarray(learner.reference_logprobs(policy, batch, config=scoring))  # ratio 1
+    ref = np.asarray(learner.reference_logprobs(reference, batch, config=scoring))
+    batch = learner.Batch(**{**batch.__dict__, "old_logprobs": old})
     return model, policy, reference, batch, old, ref, mask
 
 
 def run_step(setup, *, truncated=None, **config_fields):
     model, policy, reference, batch, *_ = setup
     if truncated is not None:
-        batch = update.UpdateBatch(**{**batch.__dict__, "is_truncated": truncated})
-    fields = dict(kl_coef=BETA, optimizer=update.OptimizerConfig(learning_rate=0.0))
-    config = update.UpdateConfig(model=model, group_size=GROUP, **{**fields, **config_fields})
-    state = update.init_train_state(
+        batch = learner.Batch(**{**batch.__dict__, "is_truncated": truncated})
+    config_fields.pop("algorithm", None)  # the estimator fields say which algorithm it is
+    algorithm = PolicyGradient(**{"kl_coef": BETA, **config_fields})
+    config = learner.LearnerConfig(
+        model=model,
+        algorithm=algorithm,
+        optimizer=learner.OptimizerConfig(learning_rate=0.0),
+        group_size=GROUP,
+    )
+    state = learner.init_train_state(
         jax.tree.map(np.copy, policy), config, reference=jax.tree.map(np.copy, reference)
     )
-    _, metrics = update.update_step(state, batch, config=config)
+    _, metrics = learner.train_step(state, batch, config=config)
     return {name: float(value) for name, value in metrics.items()}
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from r1jax import checkpointing, metrics, train
 from r1jax import config as config_lib
+from r1jax.data import from_config as data_setup
+from r1jax.learner import from_config as learner_setup
 from r1jax.models import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +199,9 @@ def test_a_from_scratch_tokenizer_is_fit_on_the_warm_start_traces():
     """Words of every method the SFT mixture names (``carry``, ``write``) become tokens."""
     config = config_lib.load_config(DEFAULT)
     task = train._task(config)
-    texts = train._tokenizer_texts(config, task, count=400)
+    texts = data_setup.tokenizer_texts(
+        config, task, train._prompt_fn(config, task, None), count=400
+    )
     assert any("carry" in text for text in texts)  # the long traces are in the fit
     assert any(text.startswith("</think> <answer>") for text in texts)  # and the direct ones
     tokenizer = train.Tokenizer.train(
@@ -209,7 +213,8 @@ def test_a_from_scratch_tokenizer_is_fit_on_the_warm_start_traces():
 
 def test_without_a_warm_start_the_tokenizer_sees_the_default_traces():
     config = config_lib.load_config(DEFAULT, ["sft.mode=none"])
-    texts = train._tokenizer_texts(config, train._task(config), count=50)
+    task = train._task(config)
+    texts = data_setup.tokenizer_texts(config, task, train._prompt_fn(config, task, None), count=50)
     assert not any("carry" in text for text in texts)
     completions = texts[1::2]  # prompt, worked solution, prompt, ...
     assert len(completions) == 50
@@ -218,24 +223,24 @@ def test_without_a_warm_start_the_tokenizer_sees_the_default_traces():
 
 def test_verifier_settings_are_checked():
     config = config_lib.load_config("", ["verifier.workers=3"])
-    assert train.config_pool_workers(config) == 3
+    assert train.pool_workers(config) == 3
     config.verifier.timeout_seconds = 0.0
     with pytest.raises(config_lib.ConfigError, match=r"verifier\.timeout_seconds"):
-        train.config_pool_workers(config)
+        train.pool_workers(config)
     config = config_lib.load_config("", ["verifier.workers=-1"])
     with pytest.raises(config_lib.ConfigError, match=r"verifier\.workers"):
-        train.config_pool_workers(config)
+        train.pool_workers(config)
 
 
 def test_update_settings_reach_the_step_and_bad_ones_are_config_errors():
     model = ModelConfig.preset("tiny")
     overrides = ["optim.logprob_chunk_size=32", "optim.micro_batch_size=4", "model.remat=true"]
     config = config_lib.load_config("", overrides)
-    step = train._update_config(config, model, sft=False, max_new_tokens=16)
+    step = learner_setup.learner_config(config, model, sft=False, max_new_tokens=16)
     assert (step.logprob_chunk_size, step.micro_batch_size, step.remat) == (32, 4, True)
     config = config_lib.load_config("", ["optim.logprob_chunk_size=0"])
     with pytest.raises(config_lib.ConfigError, match=r"optim\.logprob_chunk_size"):
-        train._update_config(config, model, sft=False, max_new_tokens=16)
+        learner_setup.learner_config(config, model, sft=False, max_new_tokens=16)
     with pytest.raises(config_lib.ConfigError, match="expected a bool"):
         config_lib.load_config("", ["model.remat=dots"])
 
@@ -244,8 +249,8 @@ def test_the_warm_start_has_its_own_learning_rate_schedule():
     model = ModelConfig.preset("tiny")
     overrides = ["sft.steps=100", "sft.lr=1e-3", "sft.warmup_steps=10", "sft.schedule=cosine"]
     config = config_lib.load_config("", [*overrides, "optim.lr=1e-6", "steps=7"])
-    sft_step = train._update_config(config, model, sft=True, max_new_tokens=16)
-    rl_step = train._update_config(config, model, sft=False, max_new_tokens=16)
+    sft_step = learner_setup.learner_config(config, model, sft=True, max_new_tokens=16)
+    rl_step = learner_setup.learner_config(config, model, sft=False, max_new_tokens=16)
     assert sft_step.optimizer.learning_rate == 1e-3
     assert (sft_step.optimizer.warmup_steps, sft_step.optimizer.decay) == (10, "cosine")
     assert sft_step.optimizer.total_steps == 100  # the decay ends with the warm start
@@ -253,7 +258,7 @@ def test_the_warm_start_has_its_own_learning_rate_schedule():
     assert (rl_step.optimizer.warmup_steps, rl_step.optimizer.total_steps) == (0, 7)
     config = config_lib.load_config("", ["sft.schedule=exponential"])
     with pytest.raises(config_lib.ConfigError, match=r"sft\.schedule='exponential'"):
-        train._update_config(config, model, sft=True, max_new_tokens=16)
+        learner_setup.learner_config(config, model, sft=True, max_new_tokens=16)
 
 
 @pytest.mark.parametrize("step", [32, 64])
@@ -262,7 +267,7 @@ def test_warm_start_batches_pad_to_a_multiple_of_the_bucket_step(tmp_path, step)
     task = train._task(config)
     tokenizer = train._load_tokenizer(config, str(tmp_path), task)
     prompt_fn = train._prompt_fn(config, task, tokenizer)
-    batches = train._sft_iterator(config, task, tokenizer, prompt_fn)
+    batches = data_setup.sft_iterator(config, task, tokenizer, prompt_fn)
     for _ in range(3):
         batch = next(batches)
         width = batch.tokens.shape[1]
@@ -281,4 +286,29 @@ def test_a_bucket_step_below_one_is_a_config_error(tmp_path):
     task = train._task(config)
     tokenizer = train._load_tokenizer(config, str(tmp_path), task)
     with pytest.raises(config_lib.ConfigError, match=r"sft\.bucket_step=0"):
-        train._sft_iterator(config, task, tokenizer, train._prompt_fn(config, task, tokenizer))
+        data_setup.sft_iterator(config, task, tokenizer, train._prompt_fn(config, task, tokenizer))
+
+
+def test_dapo_with_an_explicit_clip_trains_with_it_and_records_it(tmp_path, monkeypatch):
+    """``objective.clip_eps_high=0.2`` equals the base default, yet beats DAPO's 0.28."""
+    built = []
+    translate = learner_setup.learner_config
+
+    def recording(*args, **kwargs):
+        built.append(translate(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(learner_setup, "learner_config", recording)
+    smoke = [
+        *("sft.mode=none", "steps=1", "eval.num_problems=0", "verifier.workers=1", "mesh.data=1")
+    ]
+    for clip, workdir in ((None, tmp_path / "preset"), (0.2, tmp_path / "explicit")):
+        overrides = [*smoke, "objective.algorithm=dapo"]
+        if clip is not None:
+            overrides.append(f"objective.clip_eps_high={clip}")
+        config = config_lib.load_config(f"{DEFAULT}:smoke", overrides)
+        train.run(config, str(workdir), devices=jax.devices()[:1])
+        recorded = json.loads((workdir / "config.json").read_text())["objective"]
+        assert recorded["clip_eps_high"] == (0.28 if clip is None else 0.2)
+        assert built[-1].algorithm.clip_eps_high == (0.28 if clip is None else 0.2)
+        assert built[-1].rewards.overlong_enabled  # the rest of DAPO's preset applies

@@ -10,7 +10,8 @@ from jax.sharding import PartitionSpec as P
 from safetensors.numpy import load_file
 
 from r1jax import config as config_lib
-from r1jax import distributed, metrics, train, update
+from r1jax import distributed, metrics, train
+from r1jax.learner import step as step_lib
 
 pytestmark = pytest.mark.multidevice
 
@@ -71,10 +72,10 @@ def _assert_same_params(got, want):
 def seen(monkeypatch):
     """Records the sharding specs of the state and batch that enter each compiled update."""
     calls = []
-    compile_update_step = update.compile_update_step
+    compile_train_step = step_lib.compile_train_step
 
     def recording(config, state_sharding, batch_sharding):
-        step = compile_update_step(config, state_sharding, batch_sharding)
+        step = compile_train_step(config, state_sharding, batch_sharding)
 
         def run(state, batch):
             leaves = jax.tree_util.tree_flatten_with_path(state.policy)[0]
@@ -92,7 +93,7 @@ def seen(monkeypatch):
 
         return run
 
-    monkeypatch.setattr(update, "compile_update_step", recording)
+    monkeypatch.setattr(step_lib, "compile_train_step", recording)
     return calls
 
 

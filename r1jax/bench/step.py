@@ -9,7 +9,7 @@ and optimizer state (``ModelConfig.preset(model, dtype="bfloat16", param_dtype="
 the default is float32 throughout. Workload: ``P = 8`` prompts of ``Tp = 32`` random tokens,
 ``G = 8`` samples each, exactly ``T = 128`` new tokens per row (no stop ids), temperature 1;
 the completions are decoded with a byte-level BPE tokenizer and verified by a `VerifierPool`
-(multiplication task, 2 workers); then one `r1jax.update.update_step`: GRPO with a k3 KL term
+(multiplication task, 2 workers); then one `r1jax.learner.train_step`: GRPO with a k3 KL term
 (``β = 0.04``) against a frozen reference, AdamW, global-norm clipping. Times are per phase
 (``sample``, ``verify``, ``update``) and for the whole step, each the median of ``--repeats``
 steps after one compiling step. Peak memory is the process's peak resident set size (CPU) or
@@ -35,9 +35,11 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from r1jax import update
+from r1jax import learner
+from r1jax.algorithms.policy_gradient import PolicyGradient
 from r1jax.bench import matmuls, trl_step
 from r1jax.models import ModelConfig, init_params, num_params
 from r1jax.sampling.rollout import PromptBatch
@@ -69,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logprob-chunk-size",
         type=int,
-        default=update.UpdateConfig.logprob_chunk_size,
+        default=learner.LearnerConfig.logprob_chunk_size,
         help="positions per chunk of the log-softmax (less memory when smaller)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (median is kept)")
@@ -100,17 +102,17 @@ def _tokenizer() -> Tokenizer:
 def run(args: argparse.Namespace) -> dict:
     model_config = ModelConfig.preset(args.model, dtype=args.dtype, param_dtype="float32")
     policy = init_params(model_config, jax.random.key(args.seed))
-    config = update.UpdateConfig(
+    config = learner.LearnerConfig(
         model=model_config,
-        optimizer=update.OptimizerConfig(learning_rate=1e-6),
+        algorithm=PolicyGradient(kl_coef=args.kl_coef),  # GRPO
+        optimizer=learner.OptimizerConfig(learning_rate=1e-6),
         group_size=args.samples,
-        kl_coef=args.kl_coef,
         max_new_tokens=args.new_tokens,
         micro_batch_size=args.micro_batch_size,
         remat=args.remat,
         logprob_chunk_size=args.logprob_chunk_size,
     )
-    state = update.init_train_state(policy, config)
+    state = learner.init_train_state(policy, config)
     tokenizer = _tokenizer()
     sampling = SamplingParams(
         max_new_tokens=args.new_tokens, temperature=1.0, num_samples_per_prompt=args.samples
@@ -131,10 +133,12 @@ def run(args: argparse.Namespace) -> dict:
             texts = tokenizer.decode_batch(ids, skip_special_tokens=True)
             verdicts = pool.verify_batch("multiplication", texts, rows_problems)
             verified = time.perf_counter()
-            batch = update.UpdateBatch.from_rollout(
-                rollout, [v.correct for v in verdicts], [v.well_formed for v in verdicts]
+            batch = learner.Batch.from_rollout(rollout).with_verdicts(
+                jnp.asarray([v.correct for v in verdicts]),
+                jnp.asarray([v.well_formed or v.correct for v in verdicts]),
+                jnp.asarray([v.score for v in verdicts], jnp.float32),
             )
-            state, metrics = update.update_step(state, batch, config=config)
+            state, metrics = learner.train_step(state, batch, config=config)
             jax.block_until_ready((state, metrics))
             done = time.perf_counter()
             if step == 0:

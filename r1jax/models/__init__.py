@@ -26,7 +26,13 @@ layer's KV cache is its own buffer that the sampler's ``while_loop`` updates in 
 can be rematerialised (``remat=True``) for training.
 """
 
-from r1jax.models.config import ModelConfig, RopeScaling, flops_per_token, num_params
+from r1jax.models.config import (
+    MODEL_PRESETS,
+    ModelConfig,
+    RopeScaling,
+    flops_per_token,
+    num_params,
+)
 from r1jax.models.hf import (
     GenerationConfig,
     load_generation_config,
@@ -45,6 +51,7 @@ from r1jax.models.transformer import (
 )
 
 __all__ = [
+    "MODEL_PRESETS",
     "GenerationConfig",
     "KVCache",
     "ModelConfig",

@@ -88,6 +88,60 @@ class RopeScaling:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
+_PRESET_COMMON = dict(
+    rms_norm_eps=1e-6,
+    rope_theta=1_000_000.0,
+    qkv_bias=True,
+    tie_embeddings=True,
+    architecture="qwen2",
+)
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        vocab_size=512,
+        hidden_size=128,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=32,
+        mlp_dim=384,
+        max_position_embeddings=2048,
+    ),
+    "small": dict(
+        vocab_size=8192,
+        hidden_size=512,
+        num_layers=8,
+        num_heads=8,
+        num_kv_heads=2,
+        head_dim=64,
+        mlp_dim=1536,
+        max_position_embeddings=4096,
+    ),
+    "qwen05b": dict(
+        vocab_size=151936,
+        hidden_size=896,
+        num_layers=24,
+        num_heads=14,
+        num_kv_heads=2,
+        head_dim=64,
+        mlp_dim=4864,
+        max_position_embeddings=32768,
+    ),
+    "qwen15b": dict(  # the Qwen2.5-1.5B shape
+        vocab_size=151936,
+        hidden_size=1536,
+        num_layers=28,
+        num_heads=12,
+        num_kv_heads=2,
+        head_dim=128,
+        mlp_dim=8960,
+        max_position_embeddings=32768,
+    ),
+}
+"""Preset name -> `ModelConfig` fields: the benchmark shapes (``tiny``, ``small``) and the
+Qwen2.5-0.5B and 1.5B shapes (``qwen05b``, ``qwen15b``), Qwen2-style with tied embeddings."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Shape and numerics of a decoder-only transformer (Qwen2/Qwen2.5, Qwen3, Llama 3.x).
@@ -159,7 +213,7 @@ class ModelConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ModelConfig:
-        """A named configuration (``tiny``, ``small``, ``qwen05b``), fields overridable.
+        """A named configuration (``tiny``, ``small``, ``qwen05b``, ``qwen15b``), overridable.
 
         Example:
           >>> ModelConfig.preset("tiny").hidden_size
@@ -167,48 +221,9 @@ class ModelConfig:
           >>> ModelConfig.preset("qwen05b", dtype="bfloat16").num_layers
           24
         """
-        common = dict(
-            rms_norm_eps=1e-6,
-            rope_theta=1_000_000.0,
-            qkv_bias=True,
-            tie_embeddings=True,
-            architecture="qwen2",
-        )
-        presets = {
-            "tiny": dict(
-                vocab_size=512,
-                hidden_size=128,
-                num_layers=2,
-                num_heads=4,
-                num_kv_heads=2,
-                head_dim=32,
-                mlp_dim=384,
-                max_position_embeddings=2048,
-            ),
-            "small": dict(
-                vocab_size=8192,
-                hidden_size=512,
-                num_layers=8,
-                num_heads=8,
-                num_kv_heads=2,
-                head_dim=64,
-                mlp_dim=1536,
-                max_position_embeddings=4096,
-            ),
-            "qwen05b": dict(
-                vocab_size=151936,
-                hidden_size=896,
-                num_layers=24,
-                num_heads=14,
-                num_kv_heads=2,
-                head_dim=64,
-                mlp_dim=4864,
-                max_position_embeddings=32768,
-            ),
-        }
-        if name not in presets:
-            raise ValueError(f"unknown model preset {name!r}; known: {sorted(presets)}")
-        return cls(**{**common, **presets[name], **overrides})
+        if name not in MODEL_PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; known: {sorted(MODEL_PRESETS)}")
+        return cls(**{**_PRESET_COMMON, **MODEL_PRESETS[name], **overrides})
 
     @classmethod
     def from_scratch(

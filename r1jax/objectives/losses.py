@@ -18,12 +18,12 @@ batch.
 
 ``metrics`` holds scalars over this call's valid tokens: ``loss``, ``pg_loss``, ``kl`` (mean
 per-token estimate, when ``ref_logprobs`` is given), ``entropy`` (when ``entropy`` is given),
-``clip_frac_low``/``clip_frac_high``/``clip_frac_dual``, ``ratio_mean``/``ratio_min``/
-``ratio_max``, ``advantage_mean``/``advantage_std``/``advantage_min``/``advantage_max``,
+``clip_frac_low``/``clip_frac_high``/``clip_frac_dual``, ``clip_frac`` (any of the three), ``ratio_mean``/``ratio_min``/``ratio_max``, ``abs_log_ratio_mean``
+(mean ``|log π_θ − log π_old|``), ``advantage_mean``/``advantage_std``/``advantage_min``/``advantage_max``,
 ``num_tokens`` and ``denominator``.
 
 Not here: reward shaping (``r1jax.rewards``), log-prob computation (``r1jax.models``), the
-optimizer step (``r1jax.update``).
+optimizer step (``r1jax.learner``).
 """
 
 import jax
@@ -67,6 +67,7 @@ def policy_gradient_loss(
     eps_low: float = 0.2,
     eps_high: float | None = None,
     dual_clip: float | None = None,
+    log_ratio_clip: float = 20.0,
     kl_coef: float = 0.0,
     kl_estimator: str = "k3",
     aggregation_mode: str = "token-mean",
@@ -75,7 +76,7 @@ def policy_gradient_loss(
     entropy_coef: float = 0.0,
     denominator: jax.typing.ArrayLike | None = None,
 ) -> tuple[jax.Array, Metrics]:
-    """The shared body of every composed loss, for custom combinations.
+    """The shared body of every composed loss, and what `r1jax.algorithms` trains with.
 
     ``loss = agg(L^PG + β KL − c_H H)`` with ``L^PG`` from
     ``policy_loss.clipped_surrogate_loss`` (``surrogate="clip"``) or
@@ -91,6 +92,7 @@ def policy_gradient_loss(
       eps_low: lower clip band.
       eps_high: upper clip band; ``None`` means ``eps_low``.
       dual_clip: dual-clip ``c`` (``"clip"`` only), or ``None``.
+      log_ratio_clip: log ratios are clamped to ``±log_ratio_clip`` before ``exp``.
       kl_coef: ``β`` of the KL loss term (0 disables the term; the metric is still logged).
       kl_estimator: one of ``kl.KL_ESTIMATORS``.
       aggregation_mode: one of ``aggregation.AGGREGATION_MODES``.
@@ -118,6 +120,7 @@ def policy_gradient_loss(
             eps_low=eps_low,
             eps_high=eps_high,
             dual_clip=dual_clip,
+            log_ratio_clip=log_ratio_clip,
         )
     elif surrogate == "gspo":
         if dual_clip is not None:
@@ -129,6 +132,7 @@ def policy_gradient_loss(
             mask,
             eps_low=eps_low,
             eps_high=eps_low if eps_high is None else eps_high,
+            log_ratio_clip=log_ratio_clip,
         )
     else:
         raise ValueError(f"unknown surrogate {surrogate!r}; expected 'clip' or 'gspo'")
@@ -168,6 +172,12 @@ def policy_gradient_loss(
         clip_frac_low=agg_lib.masked_mean(terms.clipped_low, mask),
         clip_frac_high=agg_lib.masked_mean(terms.clipped_high, mask),
         clip_frac_dual=agg_lib.masked_mean(terms.clipped_dual, mask),
+        clip_frac=agg_lib.masked_mean(
+            (terms.clipped_low + terms.clipped_high + terms.clipped_dual) > 0, mask
+        ),
+        abs_log_ratio_mean=agg_lib.masked_mean(
+            jnp.abs(jnp.asarray(logprobs) - jnp.asarray(old_logprobs)), mask
+        ),
         num_tokens=jnp.sum(mask).astype(jnp.float32),
         denominator=jnp.asarray(denominator, jnp.float32),
         **_masked_stats(terms.ratio, mask, "ratio"),

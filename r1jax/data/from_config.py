@@ -1,0 +1,189 @@
+"""The trainer's data, built from a resolved config: problem sources, the warm start's traces,
+the prompt and SFT batch iterators, the held-out problems and a from-scratch tokenizer's text.
+
+* ``data.source``: ``procedural`` (the task's generator) or a file source of
+  `r1jax.data.sources.FILE_SOURCES` (a JSONL/Parquet file, or a tfds ArrayRecord dataset
+  directory with ``data.split``). Evaluation reads ``eval.path`` (empty: ``data.path``) with
+  ``eval.split``, or the generator with a held-out seed.
+* ``sft.source``: a JSONL/Parquet file of ``prompt``/``response`` rows, or
+  ``reference[:METHOD=WEIGHT,...]`` for the task's reference traces, mixing methods with the
+  given weights; the method ``direct`` is the trace's last line only (the answer without the
+  reasoning). Empty means ``reference``.
+
+Each process reads its own share of every batch (``batch_size // jax.process_count()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from r1jax import config as config_lib
+from r1jax.data import padding, sources
+from r1jax.data import prompts as prompt_data
+from r1jax.data import sft as sft_data
+
+EVAL_SEED_OFFSET = 1_000_003  # held-out problems come from another generator seed
+
+
+def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """``data.task_options`` as keyword arguments for the task's generator."""
+    return dict(config.data.task_options.to_dict()) if config.data.task_options else {}
+
+
+def problem_source(
+    config: ml_collections.ConfigDict, task: Any, *, seed: int, count=None, split=None, path=None
+) -> Any:
+    """Random-access problems of ``data.source`` (at most ``count``)."""
+    if config.data.source == "procedural":
+        return sources.ProceduralSource(
+            task.generate, seed=seed, num_records=count, options=task_options(config)
+        )
+    if config.data.source in sources.FILE_SOURCES:
+        problems = sources.problems_from_config(config.data, path=path, split=split)
+        return (
+            problems if count is None else [problems[i] for i in range(min(count, len(problems)))]
+        )
+    raise config_lib.ConfigError(
+        f"data.source={config.data.source!r} is not supported by the trainer "
+        f"(procedural, {', '.join(sources.FILE_SOURCES)})"
+    )
+
+
+def mixed_reference_source(task: Any, spec: str, *, seed: int, options: dict) -> Any:
+    """``reference:partial_products=0.4,direct=0.6`` -> problems with a ``response`` field."""
+    _, _, mixture = spec.partition(":")
+    methods, weights = [], []
+    for part in filter(None, (p.strip() for p in mixture.split(","))):
+        name, _, weight = part.partition("=")
+        methods.append(name)
+        weights.append(float(weight) if weight else 1.0)
+    probabilities = np.array(weights or [1.0]) / np.sum(weights or [1.0])
+
+    def generate(rng: np.random.Generator, **generate_options: Any) -> dict:
+        problem = task.generate(rng, **generate_options)
+        method = methods[int(rng.choice(len(methods), p=probabilities))] if methods else None
+        if method in (None, "direct"):
+            response = task.reference_completion(problem, rng)
+        else:
+            response = task.reference_completion(problem, rng, method=method)
+        if method == "direct":
+            response = response.strip().splitlines()[-1]
+        return {**problem, "response": response, "sft_method": method or "default"}
+
+    generate.__name__ = "reference_mixture"
+    return sources.ProceduralSource(generate, seed=seed, options=options)
+
+
+def tokenizer_texts(config: ml_collections.ConfigDict, task: Any, prompt_fn, count=2000):
+    """Prompts and worked traces of the task: the text a from-scratch tokenizer is fit on.
+
+    The traces are the ones the supervised warm start will train on when ``sft.source`` is a
+    ``reference:...`` mixture (every method it names, in its proportions), so words such as
+    ``carry`` become tokens rather than letters; otherwise the task's default worked solution.
+    """
+    options = task_options(config)
+    spec = config.sft.source or "reference"
+    if config.sft.mode != "none" and spec.startswith("reference"):
+        source = mixed_reference_source(task, spec, seed=config.data.seed + 7, options=options)
+    else:
+        source = sources.ProceduralSource(task.generate, seed=config.data.seed + 7, options=options)
+    texts = []
+    for index in range(count):
+        problem = source[index]
+        texts.append(prompt_fn(problem))
+        if "response" in problem:
+            texts.append(problem["response"])
+        elif hasattr(task, "reference_completion"):
+            texts.append(task.reference_completion(problem, np.random.default_rng(index)))
+    return texts
+
+
+def _read_options():
+    import grain
+
+    return grain.ReadOptions(num_threads=1, prefetch_buffer_size=8)
+
+
+def sft_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt_fn) -> Any:
+    """The warm start's batches of ``sft.batch_size`` rows (this process's share)."""
+    spec = config.sft.source or "reference"
+    if spec.startswith("reference"):
+        if not hasattr(task, "reference_completion"):
+            raise config_lib.ConfigError(
+                f"sft.source={spec!r}: task {config.data.task!r} has no reference_completion; "
+                "give sft.source a JSONL/Parquet file of prompt/response rows"
+            )
+        source = mixed_reference_source(
+            task, spec, seed=config.data.seed + 11, options=task_options(config)
+        )
+        text_of_prompt = prompt_fn
+    else:
+        source = sources.load_problems(
+            spec,
+            fields={"prompt": "prompt", "response": "response"},
+            text_fields=("prompt", "response"),
+            on_bad_row=config.data.on_bad_row,
+        )
+
+        def text_of_prompt(example):
+            return example["prompt"]
+
+    # A whole example must fit: cutting prompts only for long responses would teach the model
+    # that a shorter prompt means a longer answer. Examples that do not fit are skipped.
+    longest = max(config.data.bucket_sizes) + config.sampling.max_new_tokens + 1
+    if config.sft.bucket_step < 1:
+        raise config_lib.ConfigError(f"sft.bucket_step={config.sft.bucket_step}: must be >= 1")
+    return sft_data.sft_batches(
+        source,
+        prompt_fn=text_of_prompt,
+        tokenizer=tokenizer,
+        batch_size=config.sft.batch_size // jax.process_count(),
+        buckets=padding.linear_buckets(longest, step=config.sft.bucket_step),
+        seed=config.data.seed,
+        shuffle=not spec.startswith("reference"),
+        overlong="skip",
+        read_options=_read_options(),
+    )
+
+
+def prompt_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt_fn) -> Any:
+    """The RL steps' prompt batches of ``data.prompts_per_step`` (this process's share)."""
+    return prompt_data.prompt_batches(
+        problem_source(config, task, seed=config.data.seed),
+        prompt_fn=prompt_fn,
+        tokenizer=tokenizer,
+        batch_size=config.data.prompts_per_step // jax.process_count(),
+        buckets=config.data.bucket_sizes,
+        seed=config.data.seed,
+        shuffle=config.data.shuffle and config.data.source != "procedural",
+        overlong="truncate_left",
+        read_options=_read_options(),
+    )
+
+
+def eval_problems(config: ml_collections.ConfigDict, task: Any) -> list[dict]:
+    """The held-out problems (``eval.num_problems`` of them), read once before training.
+
+    Raises:
+      r1jax.config.ConfigError: the evaluation source holds no problems.
+    """
+    problems = problem_source(
+        config,
+        task,
+        seed=config.data.seed + EVAL_SEED_OFFSET,
+        count=config.eval.num_problems,
+        split=config.eval.split,
+        path=config.eval.path,
+    )
+    problems = [problems[i] for i in range(len(problems))]
+    if not problems:
+        where = config.eval.path or config.data.path
+        raise config_lib.ConfigError(
+            f"eval.num_problems={config.eval.num_problems} but the evaluation source "
+            f"({where}, split {config.eval.split!r}) holds no problems"
+        )
+    return problems

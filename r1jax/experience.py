@@ -1,0 +1,305 @@
+"""Experience collection: prompts -> sampler -> decoded text -> verifier pool -> device batch.
+
+`ExperienceCollector.collect` runs one RL step's sampling: it samples ``G`` completions per
+prompt with the policy, copies to the host only what must be decoded (the completion tokens,
+their lengths and finish reasons), submits the texts to the verifier pool, dispatches the
+reference's log-probs to the device while the workers verify, and fills the verdicts into a
+`r1jax.learner.Batch` that was built on the device from the sampler's output: the rollout
+never travels device -> host -> device. With DAPO's dynamic sampling it keeps drawing prompt
+groups until the batch holds ``data.prompts_per_step`` groups whose rewards differ (or
+``max_rounds`` is reached, then it fills up with the other groups to keep shapes fixed).
+
+`rollout_metrics` computes the host-side metrics of the kept rows (accuracy, format rate,
+lengths, pass@group, verifier reasons, reflection rates).
+
+Not here: the update (`r1jax.learner`), the prompts' data pipeline (`r1jax.data`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from r1jax import distributed
+from r1jax.data import prompts as prompt_data
+from r1jax.learner import Batch, CompiledSteps, LearnerConfig, TrainState
+from r1jax.metrics import Timer
+from r1jax.sampling import sampler as sampler_lib
+from r1jax.sampling import stopping
+from r1jax.sampling.rollout import PromptBatch
+from r1jax.tasks.verdict import Verdict
+from r1jax.verifiers import reflection_stats
+
+
+@dataclasses.dataclass
+class Experience:
+    """One step's kept rows: the device batch (verdicts filled in) and their host view.
+
+    Attributes:
+      batch: the `Batch` of ``B = P*G`` rows in the rows' sharding, with reference log-probs
+        when they were computed ahead of the update.
+      texts: ``B`` decoded completions.
+      problems: ``B`` problem dicts (each group's problem repeated ``G`` times).
+      verdicts: ``B`` verdicts.
+      lengths: ``[B]`` generated tokens per row (host).
+      finish_reason: ``[B]`` finish codes (host).
+      metrics: host-side timing and dynamic-sampling counts.
+    """
+
+    batch: Batch
+    texts: list[str]
+    problems: list[dict]
+    verdicts: list[Verdict]
+    lengths: np.ndarray
+    finish_reason: np.ndarray
+    metrics: dict[str, float]
+
+
+def verdict_arrays(verdicts: list[Verdict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[B]`` correct, well-formed (a correct answer is well formed) and score arrays."""
+    return (
+        np.array([v.correct for v in verdicts], bool),
+        np.array([v.well_formed or v.correct for v in verdicts], bool),
+        np.array([v.score for v in verdicts], np.float32),
+    )
+
+
+def gather_verdicts(verdicts: list[Verdict]) -> list[Verdict]:
+    """Every process's verdicts, in process order (the rows of the global batch)."""
+    if jax.process_count() == 1:
+        return verdicts
+    parts = distributed.gather_objects([v.to_dict() for v in verdicts])
+    return [Verdict(**fields) for part in parts for fields in part]
+
+
+def global_prompt_batch(prompts: prompt_data.PromptBatch, pad_id: int) -> PromptBatch:
+    """This process's prompts joined with every other process's: one global host batch.
+
+    Processes whose longest prompts fall in different buckets left-pad to the widest, so the
+    global batch has one shape (the bucket one process reading every prompt would pick).
+    """
+    tokens = np.asarray(prompts.tokens, np.int32)
+    width = distributed.global_max(tokens.shape[1])
+    tokens = np.pad(tokens, ((0, 0), (width - tokens.shape[1], 0)), constant_values=pad_id)
+    local = {
+        "tokens": tokens,
+        "lengths": np.asarray(prompts.lengths, np.int32),
+        "prompt_ids": (np.asarray(prompts.indices) % (2**31 - 1)).astype(np.int32),
+    }
+    return PromptBatch(**distributed.gather_rows(local))
+
+
+@dataclasses.dataclass
+class _Round:
+    """One sampling round: its device batch (no verdicts) and the host view of its rows."""
+
+    batch: Batch
+    texts: list[str]
+    problems: list[dict]
+    lengths: np.ndarray
+    finish_reason: np.ndarray
+    handle: Any  # the verifier pool's handle of this process's rows
+
+
+class ExperienceCollector:
+    """Samples, verifies and batches one RL step's rollouts (see the module docstring).
+
+    Args:
+      config: the resolved run config (``sampling.*``, ``data.*``, ``objective.dynamic_sampling``,
+        ``verifier.options``).
+      tokenizer: decodes completions.
+      model_config: the policy's model config.
+      mesh, rules: the device mesh and logical sharding rules.
+      steps: the run's `CompiledSteps` (reference log-probs, the rows' sharding).
+      pool: the verifier pool.
+      task: the task name or import path the pool verifies with.
+      stop_ids, stop_sequences: the sampler's stop tokens and stop token sequences.
+      timer: the run's section timer.
+    """
+
+    def __init__(
+        self,
+        config,
+        *,
+        tokenizer,
+        model_config,
+        mesh,
+        rules,
+        steps: CompiledSteps,
+        pool,
+        task: str,
+        stop_ids: tuple[int, ...],
+        stop_sequences: tuple[tuple[int, ...], ...],
+        timer: Timer,
+    ):
+        self.config, self.tokenizer, self.model_config = config, tokenizer, model_config
+        self.mesh, self.rules, self.steps, self.pool, self.task = mesh, rules, steps, pool, task
+        self.stop_ids, self.stop_sequences, self.timer = stop_ids, stop_sequences, timer
+        self.verifier_options = dict(config.verifier.options.to_dict())
+
+    def _sampling_params(self, max_new_tokens: int) -> sampler_lib.SamplingParams:
+        s = self.config.sampling
+        return sampler_lib.SamplingParams(
+            max_new_tokens=max_new_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            min_p=s.min_p,
+            stop_token_ids=self.stop_ids,
+            stop_sequences=self.stop_sequences,
+            num_samples_per_prompt=s.group_size,
+            pad_id=self.tokenizer.pad_token_id,
+        )
+
+    def _sample_round(self, params, prompts, key, max_new_tokens: int) -> _Round:
+        """Samples the global batch on the device and submits this process's rows to the pool."""
+        group = self.config.sampling.group_size
+        with self.timer.section("sample"):
+            rollout = sampler_lib.sample(
+                params,
+                self.model_config,
+                global_prompt_batch(prompts, self.tokenizer.pad_token_id),
+                key,
+                self._sampling_params(max_new_tokens),
+                mesh=self.mesh,
+                rules=self.rules,
+            )
+            # Only what the host decodes and logs leaves the device.
+            tokens, lengths, finish = distributed.to_host(
+                (rollout.tokens, rollout.lengths, rollout.finish_reason)
+            )
+        completions = [tokens[row, : lengths[row]].tolist() for row in range(tokens.shape[0])]
+        texts = self.tokenizer.decode_batch(completions, skip_special_tokens=True)
+        local_problems = [p for p in prompts.problems for _ in range(group)]
+        mine = distributed.process_rows(len(texts))
+        handle = self.pool.submit_batch(
+            self.task, texts[mine], local_problems, **self.verifier_options
+        )
+        problems = [p for part in distributed.gather_objects(local_problems) for p in part]
+        batch = self.steps.batch_from_rollout(rollout)
+        return _Round(batch, texts, problems, np.asarray(lengths), np.asarray(finish), handle)
+
+    def collect(
+        self,
+        state: TrainState,
+        prompt_iterator,
+        key: jax.Array,
+        learner_config: LearnerConfig,
+    ) -> Experience:
+        """One step's experience: ``data.prompts_per_step`` groups, verified, on the device."""
+        dynamic = self.config.objective.dynamic_sampling
+        max_rounds = dynamic.max_rounds if dynamic.max_rounds > 0 else 1_000_000
+        wanted, group = self.config.data.prompts_per_step, self.config.sampling.group_size
+        kept, spare = [], []  # (round, verdicts, group index)
+        verify_wait = verify_total = 0.0
+        reference = None
+        rounds = 0
+        while True:
+            sampled = self._sample_round(
+                state.policy,
+                next(prompt_iterator),
+                jax.random.fold_in(key, rounds),
+                learner_config.max_new_tokens,
+            )
+            submitted = time.perf_counter()
+            if learner_config.uses_reference and not dynamic.enabled:
+                # The device computes the reference log-probs while the workers verify.
+                reference = self.steps.reference(state.reference, sampled.batch, learner_config)
+            waited = time.perf_counter()
+            verdicts = gather_verdicts(sampled.handle.result())
+            done = time.perf_counter()
+            verify_wait += done - waited
+            verify_total += done - submitted
+            rounds += 1
+            correct = verdict_arrays(verdicts)[0].reshape(-1, group)
+            informative = correct.any(axis=1) & ~correct.all(axis=1)
+            for index in range(correct.shape[0]):
+                keep = (informative[index] or not dynamic.enabled) and len(kept) < wanted
+                (kept if keep else spare).append((sampled, verdicts, index))
+            if not dynamic.enabled or len(kept) >= wanted or rounds >= max_rounds:
+                break
+        informative_groups = len(kept)
+        kept += spare[: wanted - len(kept)]  # refill to keep shapes fixed
+        experience = self._assemble(kept, group)
+        if reference is not None:
+            experience.batch = experience.batch.replace(reference_logprobs=reference)
+        experience.metrics.update(
+            {
+                "time/verify_total": verify_total,
+                "time/verify_wait": verify_wait,
+                "time/verify_hidden": max(verify_total - verify_wait, 0.0),
+            }
+        )
+        if dynamic.enabled:
+            experience.metrics["dynamic_sampling/rounds"] = float(rounds)
+            experience.metrics["dynamic_sampling/kept_groups"] = float(informative_groups)
+        return experience
+
+    def _assemble(self, kept: list, group: int) -> Experience:
+        """The kept groups as one `Experience` (a single whole round's batch is used as is)."""
+        rounds = list({id(r): r for r, _, _ in kept}.values())
+        offsets = np.cumsum([0] + [r.batch.rows for r in rounds])
+        start = {id(r): int(offset) for r, offset in zip(rounds, offsets)}
+        rows, texts, problems, verdicts, lengths, finish = [], [], [], [], [], []
+        for sampled, round_verdicts, index in kept:
+            span = slice(index * group, (index + 1) * group)
+            rows.extend(range(start[id(sampled)] + span.start, start[id(sampled)] + span.stop))
+            texts += sampled.texts[span]
+            problems += sampled.problems[span]
+            verdicts += round_verdicts[span]
+            lengths.append(sampled.lengths[span])
+            finish.append(sampled.finish_reason[span])
+        if rows == list(range(rounds[0].batch.rows)):
+            batch = rounds[0].batch  # one round kept whole, in order
+        else:
+            batch = self.steps.select_rows([r.batch for r in rounds], np.array(rows))
+        correct, well_formed, scores = (
+            distributed.put_rows(array, self.steps.rows_sharding)
+            for array in verdict_arrays(verdicts)
+        )
+        return Experience(
+            batch=batch.with_verdicts(correct, well_formed, scores),
+            texts=texts,
+            problems=problems,
+            verdicts=verdicts,
+            lengths=np.concatenate(lengths),
+            finish_reason=np.concatenate(finish),
+            metrics={},
+        )
+
+
+def rollout_metrics(
+    experience: Experience, *, group_size: int, reflection_keywords: str
+) -> dict[str, float]:
+    """Host-side metrics of a step's kept rows.
+
+    Returns:
+      ``accuracy``, ``format_rate``, ``response_length/mean`` and ``/max``,
+      ``truncated_fraction``, ``pass@group``, ``verifier/<reason>`` counts, the reflection
+      rates of `r1jax.verifiers.reflection_stats` where defined, and ``tokens`` (generated).
+    """
+    correct, well_formed, _ = verdict_arrays(experience.verdicts)
+    lengths = experience.lengths
+    out = {
+        "accuracy": float(correct.mean()),
+        "format_rate": float(well_formed.mean()),
+        "response_length/mean": float(lengths.mean()),
+        "response_length/max": float(lengths.max()),
+        "truncated_fraction": float((experience.finish_reason == stopping.FINISH_LENGTH).mean()),
+        "pass@group": float(correct.reshape(-1, group_size).any(axis=1).mean()),
+        "tokens": float(lengths.sum()),
+    }
+    for verdict in experience.verdicts:
+        name = f"verifier/{verdict.reason}"
+        out[name] = out.get(name, 0.0) + 1.0
+    stats = reflection_stats(
+        experience.texts, correct.tolist(), keywords=reflection_keywords, lengths=lengths
+    )
+    for name in ("reflect_rate", "ssr_rate", "acc_given_reflect"):
+        if name in stats and np.isfinite(stats[name]):  # rates over empty groups are undefined
+            out[f"reflection/{name}"] = float(stats[name])
+    return out

@@ -1,0 +1,112 @@
+"""The one translation of a resolved config into the learner's frozen settings.
+
+`r1jax.config.load_config` has already applied the algorithm's preset and the user's values
+(base defaults < preset < experiment file < command line), so the translation copies keys: the
+``objective.*`` keys into the algorithm's config class (`r1jax.algorithms`), ``rewards.*``
+into `RewardConfig`, ``optim.*`` (or ``sft.*`` for the warm start) into `OptimizerConfig`.
+Nothing is overridden here: a value the learner cannot use is a `ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from r1jax import algorithms
+from r1jax import config as config_lib
+from r1jax.learner.config import LearnerConfig
+from r1jax.learner.optimizer import OptimizerConfig
+from r1jax.models import ModelConfig
+from r1jax.rewards.shaping import RewardConfig
+
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def reward_config(section: ml_collections.ConfigDict) -> RewardConfig:
+    """``rewards.*`` -> `RewardConfig` (``rewards.cosine.enabled`` -> ``cosine_enabled``...)."""
+    flat = {}
+    for name, value in section.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            flat.update({f"{name}_{key}": item for key, item in value.items()})
+        else:
+            flat[name] = value
+    return config_lib.to_dataclass(RewardConfig, flat)
+
+
+def optimizer_config(config: ml_collections.ConfigDict, *, sft: bool) -> OptimizerConfig:
+    """AdamW settings of ``optim.*``; the warm start takes its lr and schedule from ``sft.*``
+    (its schedule ends with ``sft.steps``)."""
+    opt = config.optim
+    if sft:
+        schedule, section = config.sft, "sft"
+        total_steps = max(schedule.steps, schedule.warmup_steps + 1)
+    else:
+        schedule, section = opt, "optim"
+        total_steps = opt.warmup_steps + (
+            opt.decay_steps or max(config.steps - opt.warmup_steps, 1)
+        )
+    if schedule.schedule not in SCHEDULES:
+        raise config_lib.ConfigError(
+            f"{section}.schedule={schedule.schedule!r}: must be one of {', '.join(SCHEDULES)}"
+        )
+    return OptimizerConfig(
+        learning_rate=config.sft.lr if sft else opt.lr,
+        warmup_steps=schedule.warmup_steps,
+        decay=schedule.schedule,
+        total_steps=total_steps,
+        end_fraction=schedule.min_lr_ratio,
+        weight_decay=opt.weight_decay,
+        b1=opt.b1,
+        b2=opt.b2,
+        eps=opt.eps,
+        max_grad_norm=opt.grad_clip_norm,
+    )
+
+
+def algorithm_config(config: ml_collections.ConfigDict) -> Any:
+    """The frozen algorithm object of ``objective.algorithm`` from the ``objective.*`` keys."""
+    objective = config.objective
+    module = algorithms.module_of(objective.algorithm)
+    algorithm = config_lib.to_dataclass(module.CONFIG, objective)
+    if config.reference.mode == "none" and algorithm.uses_reference:
+        raise config_lib.ConfigError(
+            f"reference.mode='none' keeps no reference model, but objective.kl_coef="
+            f"{objective.kl_coef} needs one: set objective.kl_coef=0 or reference.mode=frozen"
+        )
+    return algorithm
+
+
+def learner_config(
+    config: ml_collections.ConfigDict,
+    model_config: ModelConfig,
+    *,
+    sft: bool,
+    max_new_tokens: int,
+    rules: Any = None,
+) -> LearnerConfig:
+    """The `LearnerConfig` of one phase (the warm start when ``sft``) and context stage.
+
+    Raises:
+      r1jax.config.ConfigError: a value the learner rejects, naming its key.
+    """
+    try:
+        algorithm = algorithms.sft.CONFIG() if sft else algorithm_config(config)
+        return LearnerConfig(
+            model=model_config,
+            algorithm=algorithm,
+            optimizer=optimizer_config(config, sft=sft),
+            rewards=reward_config(config.rewards),
+            group_size=config.sampling.group_size,
+            temperature=1.0 if sft else config.sampling.temperature,
+            max_new_tokens=max_new_tokens,
+            minibatches_per_step=1 if sft else config.optim.minibatches_per_step,
+            micro_batch_size=config.optim.micro_batch_size,
+            logprob_chunk_size=config.optim.logprob_chunk_size,
+            remat=config.model.remat,
+            rules=rules,
+        )
+    except config_lib.ConfigError:
+        raise
+    except ValueError as error:  # a value the learner's dataclasses reject
+        raise config_lib.ConfigError(str(error)) from error

@@ -1,0 +1,255 @@
+"""The one compiled update step of r1jax, generic over algorithms: batch in, new state out.
+
+`train_step_fn(state, batch, config)` is a single ``jax.jit`` that donates the state. In order:
+
+1. the reference's ``[B, T]`` log-probs when the algorithm needs them and the batch does not
+   carry them (the trainer usually computes them while the host verifies);
+2. ``config.algorithm.prepare``: rewards, advantages and the loss mask on the full batch;
+3. for each of ``num_iterations x minibatches_per_step`` optimizer updates: the mini-batch's
+   loss denominator (``algorithm.denominator``), then gradients of ``algorithm.loss`` summed
+   exactly over micro-batches with ``lax.scan`` (each micro-batch's loss is its share of the
+   mini-batch loss, so the sum of the micro-batch gradients is the mini-batch gradient),
+   global-norm clipping and the optax update, skipped inside the jit (``jnp.where`` on every
+   leaf) when the loss or a gradient is not finite; the skip is counted in the state;
+4. a dict of scalar metrics: the step's own (loss, gradient norm, learning rate, skipped
+   updates) and the algorithm's (``algorithm.summarize``), left on the device.
+
+The step holds no algorithm branches: everything algorithm-specific is a method of
+``config.algorithm`` (`r1jax.algorithms.base`).
+
+`CompiledSteps` holds the programs of one run on one mesh with declared in/out shardings.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from r1jax.learner.batch import Batch, concat_batches
+from r1jax.learner.config import LearnerConfig
+from r1jax.learner.logprobs import completion_logprobs, reference_logprobs_fn, split_rows
+from r1jax.learner.optimizer import learning_rate_schedule
+from r1jax.learner.state import TrainState, init_train_state, state_shardings
+
+
+def _is_finite_tree(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _gradients(
+    policy: Any, batch: Batch, prepared: dict[str, jax.Array], config: LearnerConfig
+) -> tuple[Any, dict[str, jax.Array]]:
+    """Gradients and metric sums of one mini-batch, accumulated exactly over micro-batches."""
+    algorithm = config.algorithm
+    denominator = algorithm.denominator(prepared, config)
+
+    def micro_batch_loss(params, micro):
+        micro_batch, micro_prepared = micro
+        logprobs, entropy = completion_logprobs(params, micro_batch, config, with_entropy=True)
+        return algorithm.loss(logprobs, entropy, micro_batch, micro_prepared, denominator, config)
+
+    grad_fn = jax.grad(micro_batch_loss, has_aux=True)
+    rows, micro_rows = batch.rows, config.micro_batch_size
+    if micro_rows <= 0 or micro_rows >= rows:
+        return grad_fn(policy, (batch, prepared))
+    if rows % micro_rows:
+        raise ValueError(
+            f"optim.micro_batch_size={micro_rows} does not divide the {rows}-row mini-batch"
+        )
+    micro_batches = split_rows((batch, prepared), rows // micro_rows)
+
+    def accumulate(carry, micro):
+        return jax.tree.map(jnp.add, carry, grad_fn(policy, micro)), None
+
+    first = jax.tree.map(lambda x: x[0], micro_batches)
+    shapes = jax.eval_shape(grad_fn, policy, first)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    (grads, sums), _ = jax.lax.scan(accumulate, zeros, micro_batches)
+    return grads, sums
+
+
+def _optimizer_update(
+    state: TrainState, minibatch: tuple, config: LearnerConfig
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer update on one mini-batch; skipped (and counted) when not finite."""
+    grads, sums = _gradients(state.policy, *minibatch, config)
+    updates, new_opt_state = config.make_optimizer().update(grads, state.opt_state, state.policy)
+    new_policy = optax.apply_updates(state.policy, updates)
+    grad_norm = optax.tree.norm(grads)
+    is_finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(grad_norm) & _is_finite_tree(new_policy)
+
+    def keep_if_finite(new, old):
+        return jax.tree.map(lambda n, o: jnp.where(is_finite, n, o), new, old)
+
+    new_state = state.replace(
+        policy=keep_if_finite(new_policy, state.policy),
+        opt_state=keep_if_finite(new_opt_state, state.opt_state),
+        nonfinite_streak=jnp.where(is_finite, 0, state.nonfinite_streak + 1).astype(jnp.int32),
+        nonfinite_total=state.nonfinite_total + (~is_finite).astype(jnp.int32),
+    )
+    sums = dict(sums, grad_norm=grad_norm, skipped_updates=(~is_finite).astype(jnp.float32))
+    return new_state, sums
+
+
+def train_step_fn(
+    state: TrainState, batch: Batch, config: LearnerConfig
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """The body of `train_step` (see the module docstring for the order of work).
+
+    Args:
+      state: the current `TrainState` (donated by the jitted wrappers).
+      batch: the rollout or supervised batch, ``B`` rows.
+      config: the static `LearnerConfig`.
+
+    Returns:
+      ``(new_state, metrics)``: the state after ``config.updates_per_step`` optimizer updates
+      (an update with a non-finite loss or gradient leaves params and optimizer state
+      unchanged and is counted), and a dict of scalar float32 metrics.
+    """
+    algorithm = config.algorithm
+    if config.uses_reference and batch.reference_logprobs is None:
+        batch = batch.replace(
+            reference_logprobs=reference_logprobs_fn(state.reference, batch, config)
+        )
+    prepared, metrics = algorithm.prepare(batch, config)
+    minibatches = split_rows((batch, prepared), config.minibatches_per_step)
+    order = jnp.tile(jnp.arange(config.minibatches_per_step), algorithm.num_iterations)
+
+    def one_update(state, index):
+        minibatch = jax.tree.map(lambda x: x[index], minibatches)
+        return _optimizer_update(state, minibatch, config)
+
+    if config.updates_per_step == 1:
+        state, sums = one_update(state, 0)
+        sums = jax.tree.map(lambda x: x[None], sums)
+    else:
+        state, sums = jax.lax.scan(one_update, state, order)  # each leaf [U]
+    state = state.replace(step=state.step + 1)
+
+    metrics["loss"] = jnp.mean(sums["loss"])
+    metrics["grad_norm"] = jnp.mean(sums["grad_norm"])
+    metrics["skipped_updates"] = jnp.sum(sums["skipped_updates"])
+    metrics["nonfinite_streak"] = state.nonfinite_streak
+    applied = (state.step - 1) * config.updates_per_step - state.nonfinite_total
+    metrics["learning_rate"] = learning_rate_schedule(config.optimizer)(
+        jnp.maximum(applied, 0) // config.updates_per_step
+    )
+    metrics.update(algorithm.summarize(sums))
+    metrics["loss_tokens"] = jnp.sum(prepared["loss_mask"]).astype(jnp.float32)
+    return state, {name: jnp.asarray(value, jnp.float32) for name, value in metrics.items()}
+
+
+train_step = jax.jit(train_step_fn, static_argnames="config", donate_argnames="state")
+"""`train_step_fn` jitted on the default device(s): ``train_step(state, batch, config=...)``."""
+
+
+def _replicated_like(shardings: Any) -> jax.sharding.NamedSharding:
+    mesh = jax.tree.leaves(shardings)[0].mesh
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def compile_train_step(config: LearnerConfig, state_sharding: Any, rows_sharding: Any) -> Any:
+    """`train_step_fn` jitted with declared in/out shardings (metrics replicated, so every
+    process can read them): ``fn(state, batch) -> (state, metrics)``, ``state`` donated."""
+    return jax.jit(
+        functools.partial(train_step_fn, config=config),
+        in_shardings=(state_sharding, rows_sharding),
+        out_shardings=(state_sharding, _replicated_like(state_sharding)),
+        donate_argnums=0,
+    )
+
+
+def compile_reference_logprobs(config: LearnerConfig, params_sharding: Any, rows_sharding: Any):
+    """`reference_logprobs_fn` jitted: ``fn(reference, batch) -> [B, T]`` in ``rows_sharding``."""
+    return jax.jit(
+        functools.partial(reference_logprobs_fn, config=config),
+        in_shardings=(params_sharding, rows_sharding),
+        out_shardings=rows_sharding,
+    )
+
+
+def compile_init_train_state(config: LearnerConfig, state_sharding: Any) -> Any:
+    """`init_train_state` jitted into ``state_sharding``: ``fn(policy) -> TrainState``
+    (``policy`` donated: the state's policy reuses it)."""
+    return jax.jit(
+        functools.partial(init_train_state, config=config),
+        out_shardings=state_sharding,
+        donate_argnums=0,
+    )
+
+
+class CompiledSteps:
+    """The compiled programs of one run on one mesh, one set per `LearnerConfig` (cached).
+
+    `init` creates a `TrainState` in its shardings, `update` runs `train_step_fn` (state
+    donated, metrics replicated so every process can read them), `reference` computes
+    reference log-probs in the rows' sharding; each runs under ``jax.set_mesh(mesh)`` so the
+    model's activation constraints apply. With a 1x1x1 mesh they are the single-device
+    programs.
+
+    Args:
+      mesh: the device mesh.
+      policy_sharding: the params' shardings (`r1jax.models.param_shardings`).
+      rows_sharding: the sharding of every `Batch` leaf (rows over the batch axes).
+      abstract_state: a (possibly abstract) `TrainState` of the run, for its structure.
+    """
+
+    def __init__(self, mesh, policy_sharding: Any, rows_sharding: Any, abstract_state: TrainState):
+        self.mesh, self.policy_sharding, self.rows_sharding = mesh, policy_sharding, rows_sharding
+        self.state_sharding = state_shardings(abstract_state, policy_sharding)
+        self._programs: dict[tuple[str, LearnerConfig], Any] = {}
+        self._layout: dict[str, Any] = {}  # batch layout programs (no config)
+
+    def _program(self, kind: str, config: LearnerConfig) -> Any:
+        if (kind, config) not in self._programs:
+            if kind == "init":
+                program = compile_init_train_state(config, self.state_sharding)
+            elif kind == "update":
+                program = compile_train_step(config, self.state_sharding, self.rows_sharding)
+            else:
+                program = compile_reference_logprobs(
+                    config, self.policy_sharding, self.rows_sharding
+                )
+            self._programs[(kind, config)] = program
+        return self._programs[(kind, config)]
+
+    def batch_from_rollout(self, rollout: Any) -> Batch:
+        """The sampler's device `Rollout` as a `Batch` in the rows' sharding, on the device."""
+        if "from_rollout" not in self._layout:
+            self._layout["from_rollout"] = jax.jit(
+                Batch.from_rollout, out_shardings=self.rows_sharding
+            )
+        with jax.set_mesh(self.mesh):
+            return self._layout["from_rollout"](rollout)
+
+    def select_rows(self, batches: list[Batch], rows: Any) -> Batch:
+        """Rows ``rows`` (host ints) of the batches laid end to end, in the rows' sharding."""
+        if "select" not in self._layout:
+
+            def select(batches, rows):
+                return jax.tree.map(lambda x: x[rows], concat_batches(batches))
+
+            self._layout["select"] = jax.jit(select, out_shardings=self.rows_sharding)
+        with jax.set_mesh(self.mesh):
+            return self._layout["select"](batches, jnp.asarray(rows, jnp.int32))
+
+    def init(self, policy: Any, config: LearnerConfig) -> TrainState:
+        """A fresh state at step 0 in its shardings; ``policy`` is donated."""
+        with jax.set_mesh(self.mesh):
+            return self._program("init", config)(policy)
+
+    def update(
+        self, state: TrainState, batch: Batch, config: LearnerConfig
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One update step: ``(new state, replicated metrics)``; ``state`` is donated."""
+        with jax.set_mesh(self.mesh):
+            return self._program("update", config)(state, batch)
+
+    def reference(self, reference: Any, batch: Batch, config: LearnerConfig) -> jax.Array:
+        """``[B, T]`` reference log-probs in the rows' sharding."""
+        with jax.set_mesh(self.mesh):
+            return self._program("reference", config)(reference, batch)
