@@ -16,7 +16,9 @@ argument) whose methods the step calls in this order, every one a pure function 
    and update.
 
 It also has ``num_iterations`` (passes over each batch) and ``uses_reference`` (whether the step
-needs the reference's log-probs: the batch then carries ``reference_logprobs``).
+needs the reference's log-probs: the batch then carries ``reference_logprobs``). An algorithm
+may also have ``uses_learner_logprobs`` (missing means False): the step then fills
+``learner_logprobs``, the policy's own log-probs before any update (rollout correction).
 
 Each algorithm module also holds ``PRESETS``: named presets as config-key overrides (dotted
 keys of `r1jax.config.base_config`), applied between the base defaults and the experiment file,

@@ -1,5 +1,5 @@
-"""The policy-gradient family: GRPO, Dr. GRPO, DAPO, GSPO, RLOO and REINFORCE++ as presets
-of one frozen config, `PolicyGradient`.
+"""The policy-gradient family: GRPO, Dr. GRPO, DAPO, GSPO, CISPO, GMPO, RLOO and REINFORCE++
+as presets of one frozen config, `PolicyGradient`.
 
 Per step, on the full batch (`PolicyGradient.prepare`): the reward terms of the verdicts
 (`r1jax.rewards.shaping`), optionally ``−β·k1(π_old, π_ref)`` placed in the reward, and the
@@ -20,6 +20,13 @@ DeepSeek-R1 arXiv:2501.12948 §2.2): group-normalised advantages with the unbias
   ``objective.dynamic_sampling``.
 - ``gspo``: the length-normalised sequence ratio with a narrow clip 3e-4 / 4e-4
   (arXiv:2507.18071 §5.1).
+- ``cispo``: the clipped-IS-weight REINFORCE surrogate, token-mean, no KL; the weight is
+  capped at ``1 + 0.2`` and unbounded below (``ε_low = 10``) (MiniMax-M1 arXiv:2506.13585 §3.1;
+  the cap follows verl's ``examples/cispo_trainer``, the paper's own ``ε_high`` is not stated
+  in the text we read).
+- ``gmpo``: the geometric-mean sequence surrogate with a log-space clip of 0.4 on each side,
+  averaged over sequences, no KL (arXiv:2507.20673; repo callsys/GMPO
+  ``scripts/qwen2.5-math-7b-gmpo.sh``).
 - ``reinforce_pp``: batch-whitened returns, token-mean loss (arXiv:2501.03262; Logic-RL keeps
   the k3 KL in the loss, arXiv:2502.14768 §3.2).
 - ``reinforce_pp_baseline``: REINFORCE++ with the group mean subtracted first.
@@ -37,10 +44,11 @@ import jax.numpy as jnp
 
 from r1jax import objectives
 from r1jax.algorithms.base import per_token_means
+from r1jax.algorithms.rollout_correction import RolloutCorrection
 from r1jax.objectives import advantages as advantage_estimators
 
 ADVANTAGES = ("group", "rloo", "reinforce_pp", "reinforce_pp_baseline")
-SURROGATES = ("clip", "gspo")
+SURROGATES = ("clip", "gspo", "cispo", "gmpo")
 
 PRESETS: dict[str, dict[str, Any]] = {
     "grpo": {},
@@ -60,6 +68,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "objective.surrogate": "gspo",
         "objective.clip_eps_low": 3e-4,
         "objective.clip_eps_high": 4e-4,
+    },
+    "cispo": {
+        "objective.surrogate": "cispo",
+        "objective.aggregation": "token-mean",
+        "objective.clip_eps_low": 10.0,
+        "objective.clip_eps_high": 0.2,
+        "objective.kl_coef": 0.0,
+    },
+    "gmpo": {
+        "objective.surrogate": "gmpo",
+        "objective.aggregation": "seq-mean-token-mean",
+        "objective.clip_eps_low": 0.4,
+        "objective.clip_eps_high": 0.4,
+        "objective.kl_coef": 0.0,
     },
     "reinforce_pp": {"objective.advantage": "reinforce_pp", "objective.aggregation": "token-mean"},
     "reinforce_pp_baseline": {
@@ -82,8 +104,9 @@ class PolicyGradient:
       advantage_eps: added to the group std.
       aggregation: a mode of `r1jax.objectives.AGGREGATION_MODES`.
       aggregation_constant: ``C`` of the Dr. GRPO modes; ``0`` means the stage's ``T``.
-      surrogate: ``"clip"`` (per-token ratios) or ``"gspo"`` (the length-normalised sequence
-        ratio).
+      surrogate: ``"clip"`` (per-token ratios), ``"gspo"`` (the length-normalised sequence
+        ratio), ``"cispo"`` (clipped detached IS weight times ``log π``) or ``"gmpo"`` (the
+        geometric mean of token ratios; ``clip_eps_*`` are then log-space bands).
       clip_eps_low: ``ε_low`` of the clipped surrogate.
       clip_eps_high: ``ε_high`` (``> clip_eps_low`` is DAPO's clip-higher).
       dual_clip: dual-clip constant ``c`` for negative advantages; ``0`` disables it.
@@ -97,7 +120,10 @@ class PolicyGradient:
       entropy_coef: weight of the entropy bonus (subtracted from the loss).
       mask_truncated: DAPO's overlong filtering (truncated completions get no loss; their
         rewards, reward-KL penalty and returns still enter the baselines and whitening).
-      num_iterations: ``μ``, passes over each rollout (``π_old`` = the sampler's log-probs).
+      num_iterations: ``μ``, passes over each rollout (``π_old`` = the sampler's log-probs,
+        or the learner's own when the rollout correction is on).
+      rollout_correction: TIS / MIS between the learner's and the sampler's ``π_old``
+        (`r1jax.algorithms.rollout_correction`; ``objective.rollout_correction.*``).
     """
 
     advantage: str = "group"
@@ -116,6 +142,7 @@ class PolicyGradient:
     entropy_coef: float = 0.0
     mask_truncated: bool = False
     num_iterations: int = 1
+    rollout_correction: RolloutCorrection = dataclasses.field(default_factory=RolloutCorrection)
 
     def __post_init__(self):
         def check(name, allowed):
@@ -132,12 +159,17 @@ class PolicyGradient:
         check("kl_placement", ("loss", "reward"))
         if self.num_iterations < 1:
             raise ValueError(f"objective.num_iterations must be >= 1, got {self.num_iterations}")
-        if self.surrogate == "gspo" and self.dual_clip:
+        if self.surrogate != "clip" and self.dual_clip:
             raise ValueError("objective.dual_clip applies to the token-level surrogate only")
 
     @property
     def uses_reference(self) -> bool:
         return self.kl_coef != 0
+
+    @property
+    def uses_learner_logprobs(self) -> bool:
+        """Whether the step fills ``Batch.learner_logprobs`` (the learner's ``π_old``)."""
+        return self.rollout_correction.enabled
 
     # ------------------------------------------------------------------ on the full batch
 
@@ -170,7 +202,13 @@ class PolicyGradient:
             jnp.all(grouped == grouped[:, :1], axis=-1).astype(jnp.float32)
         )
         metrics["advantage/abs_mean"] = objectives.masked_mean(jnp.abs(advantages), loss_mask)
-        return {"advantages": advantages, "loss_mask": loss_mask}, metrics
+        prepared = {"advantages": advantages, "loss_mask": loss_mask}
+        if self.uses_learner_logprobs:
+            prepared["rollout_weights"], correction = self.rollout_correction.weights(
+                batch.learner_logprobs, batch.old_logprobs, sampled
+            )
+            metrics.update(correction)
+        return prepared, metrics
 
     def advantages(
         self,
@@ -241,9 +279,10 @@ class PolicyGradient:
         config: Any,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         in_loss = self.uses_reference and self.kl_placement == "loss"
+        corrected = self.uses_learner_logprobs
         loss, metrics = objectives.policy_gradient_loss(
             logprobs,
-            batch.old_logprobs,
+            batch.learner_logprobs if corrected else batch.old_logprobs,
             batch.reference_logprobs if in_loss else None,
             prepared["advantages"],
             prepared["loss_mask"],
@@ -259,6 +298,7 @@ class PolicyGradient:
             entropy=entropy,
             entropy_coef=self.entropy_coef,
             denominator=denominator,
+            rollout_weights=prepared["rollout_weights"] if corrected else None,
         )
         tokens = metrics["num_tokens"]
         sums = {

@@ -40,6 +40,10 @@ class Batch:
         published rule, e.g. TinyZero's 1 / 0.1 / 0).
       reference_logprobs: optional ``[B, T]`` reference log-probs computed ahead of the step
         (dispatched while the host verifies); None lets the step compute them when needed.
+      learner_logprobs: optional ``[B, T]`` log-probs of the completions under the policy
+        that sampled them as the learner computes them (``π_old`` of the rollout correction,
+        `r1jax.algorithms.rollout_correction`); None lets the step compute them, once per
+        step before any update, when the algorithm needs them.
     """
 
     prompt_tokens: jax.Array
@@ -52,6 +56,7 @@ class Batch:
     is_truncated: jax.Array
     scores: jax.Array
     reference_logprobs: jax.Array | None = None
+    learner_logprobs: jax.Array | None = None
 
     @property
     def rows(self) -> int:

@@ -54,21 +54,26 @@ from r1jax.objectives.losses import (
 from r1jax.objectives.nll import token_nll
 from r1jax.objectives.policy_loss import (
     SurrogateTerms,
+    cispo_surrogate_loss,
     clipped_surrogate_loss,
+    gmpo_surrogate_loss,
     gspo_surrogate_loss,
     sequence_log_ratio,
 )
+from r1jax.objectives.rollout_correction import RolloutWeights, rollout_correction_weights
 from r1jax.objectives.value_loss import clipped_value_loss
 
 __all__ = [
     "AGGREGATION_MODES",
     "KL_ESTIMATORS",
     "Aggregate",
+    "RolloutWeights",
     "SurrogateTerms",
     "aggregate",
     "aggregate_value",
     "aggregation_denominator",
     "broadcast_over_tokens",
+    "cispo_surrogate_loss",
     "clipped_surrogate_loss",
     "clipped_value_loss",
     "constant_normaliser",
@@ -80,6 +85,7 @@ __all__ = [
     "entropy_from_logits",
     "full_kl_from_logits",
     "gae_advantages",
+    "gmpo_surrogate_loss",
     "group_relative_advantages",
     "grpo_loss",
     "gspo_loss",
@@ -95,6 +101,7 @@ __all__ = [
     "reinforce_pp_loss",
     "rloo_advantages",
     "rloo_loss",
+    "rollout_correction_weights",
     "safe_divide",
     "seq_mean_token_mean",
     "seq_mean_token_sum",

@@ -75,12 +75,17 @@ def policy_gradient_loss(
     entropy: jax.typing.ArrayLike | None = None,
     entropy_coef: float = 0.0,
     denominator: jax.typing.ArrayLike | None = None,
+    rollout_weights: jax.typing.ArrayLike | None = None,
 ) -> tuple[jax.Array, Metrics]:
     """The shared body of every composed loss, and what `r1jax.algorithms` trains with.
 
-    ``loss = agg(L^PG + β KL − c_H H)`` with ``L^PG`` from
-    ``policy_loss.clipped_surrogate_loss`` (``surrogate="clip"``) or
-    ``policy_loss.gspo_surrogate_loss`` (``surrogate="gspo"``).
+    ``loss = agg(w · L^PG + β KL − c_H H)`` with ``L^PG`` from
+    ``policy_loss.clipped_surrogate_loss`` (``surrogate="clip"``),
+    ``policy_loss.gspo_surrogate_loss`` (``"gspo"``), ``policy_loss.cispo_surrogate_loss``
+    (``"cispo"``) or ``policy_loss.gmpo_surrogate_loss`` (``"gmpo"``), and ``w`` the rollout
+    correction weights (`r1jax.objectives.rollout_correction`; 1 when not given). For GMPO,
+    whose per-token loss repeats the sequence's value, ``w`` thus enters as the mean of the
+    sequence's token weights under ``seq-mean-token-mean``.
 
     Args:
       logprobs: ``[B, T]`` policy log-probs (differentiated).
@@ -88,7 +93,7 @@ def policy_gradient_loss(
       ref_logprobs: ``[B, T]`` reference log-probs, or ``None`` (no KL term and no KL metric).
       advantages: ``[B]`` or ``[B, T]`` advantages (treated as constants).
       completion_mask: ``[B, T]``.
-      surrogate: ``"clip"`` or ``"gspo"``.
+      surrogate: ``"clip"``, ``"gspo"``, ``"cispo"`` or ``"gmpo"``.
       eps_low: lower clip band.
       eps_high: upper clip band; ``None`` means ``eps_low``.
       dual_clip: dual-clip ``c`` (``"clip"`` only), or ``None``.
@@ -100,6 +105,8 @@ def policy_gradient_loss(
       entropy: optional ``[B, T]`` per-token entropy (e.g. ``kl.entropy_from_logits``).
       entropy_coef: ``c_H``, the entropy bonus (needs ``entropy``).
       denominator: global-batch aggregation denominator for micro-batching.
+      rollout_weights: optional ``[B, T]`` importance weights (no gradient) multiplying the
+        per-token surrogate loss (TIS / MIS rollout correction).
 
     Returns:
       ``(loss, metrics)``: scalar float32 loss and a dict of scalar metrics.
@@ -134,8 +141,25 @@ def policy_gradient_loss(
             eps_high=eps_low if eps_high is None else eps_high,
             log_ratio_clip=log_ratio_clip,
         )
+    elif surrogate in ("cispo", "gmpo"):
+        if dual_clip is not None:
+            raise ValueError("dual_clip applies to the token-level clipped surrogate only")
+        bands = dict(eps_low=eps_low, eps_high=eps_low if eps_high is None else eps_high)
+        if surrogate == "cispo":
+            terms = pl_lib.cispo_surrogate_loss(
+                logprobs, old_logprobs, advantages, log_ratio_clip=log_ratio_clip, **bands
+            )
+        else:
+            terms = pl_lib.gmpo_surrogate_loss(
+                logprobs, old_logprobs, advantages, mask, log_ratio_clip=log_ratio_clip, **bands
+            )
     else:
-        raise ValueError(f"unknown surrogate {surrogate!r}; expected 'clip' or 'gspo'")
+        raise ValueError(
+            f"unknown surrogate {surrogate!r}; expected 'clip', 'gspo', 'cispo' or 'gmpo'"
+        )
+    if rollout_weights is not None:
+        weights = jax.lax.stop_gradient(jnp.asarray(rollout_weights))
+        terms = terms._replace(loss=terms.loss * weights.astype(terms.loss.dtype))
     if entropy_coef and entropy is None:
         raise ValueError("entropy_coef is set but no per-token entropy was passed")
 

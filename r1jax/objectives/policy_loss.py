@@ -1,4 +1,4 @@
-"""Per-token policy-gradient surrogates: PPO clipping (asymmetric, dual) and GSPO.
+"""Per-token policy-gradient surrogates: PPO clipping (asymmetric, dual), GSPO, CISPO, GMPO.
 
 With ``ℓ_{i,t} = log π_θ − log π_old`` (the sampler's log-probs) clamped to ``[−20, 20]`` and
 ``ρ = exp(ℓ)`` (verl's guard, ALGORITHMS.md §2.5), the clipped surrogate loss per token is
@@ -15,6 +15,11 @@ GSPO (arXiv:2507.18071) uses one length-normalised sequence ratio
 (``ε_low = 3e-4``, ``ε_high = 4e-4``). The token-level form
 ``s_{i,t} = sg[s_i] · π_θ(o_{i,t}) / sg[π_θ(o_{i,t})]`` has the value ``s_i`` and the gradient of
 ``s_i`` once averaged over the sequence's tokens (aggregate with ``seq-mean-token-mean``).
+
+CISPO (arXiv:2506.13585) clips a detached importance weight instead of the objective,
+``L = −sg[clip(ρ, 1 − ε_low, 1 + ε_high)] Â log π_θ``, so no token loses its gradient. GMPO
+(arXiv:2507.20673) replaces GRPO's arithmetic mean of token ratios by their geometric mean,
+``L_i = −Â_i exp(mean_t ℓ̃_{i,t})``, with a sign-aware per-token clip of ``ℓ`` in log space.
 
 Each function returns :class:`SurrogateTerms`: the unreduced per-token loss, the ratio, and
 float 0/1 indicators of where each clip is active (for clip-fraction metrics). Reduce with
@@ -206,3 +211,128 @@ def gspo_surrogate_loss(
     ratio = jnp.exp(jnp.clip(log_ratio, -log_ratio_clip, log_ratio_clip))
     adv = jax.lax.stop_gradient(_token_advantages(advantages, ratio.shape))  # [B, T]
     return _clipped_objective(ratio, adv, eps_low=eps_low, eps_high=eps_high, dual_clip=None)
+
+
+def cispo_surrogate_loss(
+    logprobs: jax.typing.ArrayLike,
+    old_logprobs: jax.typing.ArrayLike,
+    advantages: jax.typing.ArrayLike,
+    *,
+    eps_low: float = 10.0,
+    eps_high: float = 0.2,
+    log_ratio_clip: float = 20.0,
+) -> SurrogateTerms:
+    """CISPO: the clipped importance weight times the REINFORCE term (arXiv:2506.13585 §3.1).
+
+    ``L_{i,t} = −sg[clip(ρ_{i,t}, 1 − ε_low, 1 + ε_high)] · Â_{i,t} · log π_θ(o_{i,t})`` with
+    ``ρ = exp(clip(log π_θ − log π_old, ±log_ratio_clip))``. Unlike PPO's clip, which zeroes the
+    gradient of clipped tokens, CISPO clips only the (detached) weight, so every token keeps
+    the gradient ``sg[w]·Â·∇log π_θ`` (verl ``compute_policy_loss_cispo``). MiniMax-M1 leaves
+    the lower side unbounded (a large ``ε_low``) and tunes only ``ε_high``.
+
+    Args:
+      logprobs: ``[B, T]`` policy log-probs (differentiated).
+      old_logprobs: ``[B, T]`` log-probs of the policy that sampled.
+      advantages: ``[B, T]`` per-token or ``[B]`` per-sequence advantages (no gradient).
+      eps_low: lower band; the default 10 leaves the weight unbounded below (verl's CISPO
+        example ``clip_ratio_low=10``).
+      eps_high: upper band: the weight is capped at ``1 + ε_high`` (verl default 0.2).
+      log_ratio_clip: clamp on ``log ρ`` before ``exp`` (verl 20).
+
+    Returns:
+      :class:`SurrogateTerms` of ``[B, T]`` arrays; ``ratio`` is the unclipped ``ρ`` and
+      ``clipped_low`` / ``clipped_high`` mark where the weight was capped (whatever the sign of
+      ``Â``); ``clipped_dual`` is zero.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> terms = cispo_surrogate_loss(
+      ...     jnp.log(jnp.array([[1.5, 0.5]])), jnp.zeros((1, 2)), jnp.array([2.0]))
+      >>> [round(float(x), 3) for x in terms.loss[0]]  # −min(ρ, 1.2) · 2 · log π_θ
+      [-0.973, 0.693]
+    """
+    logprobs = _as_float(logprobs)
+    log_ratio = jnp.clip(logprobs - _as_float(old_logprobs), -log_ratio_clip, log_ratio_clip)
+    ratio = jnp.exp(log_ratio)  # [B, T]
+    weight = jax.lax.stop_gradient(jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high))  # [B, T]
+    adv = jax.lax.stop_gradient(_token_advantages(advantages, ratio.shape))  # [B, T]
+    loss = -weight * adv * logprobs  # [B, T]
+    dtype = loss.dtype
+    return SurrogateTerms(
+        loss=loss,
+        ratio=jax.lax.stop_gradient(ratio),
+        clipped_low=(ratio < 1.0 - eps_low).astype(dtype),
+        clipped_high=(ratio > 1.0 + eps_high).astype(dtype),
+        clipped_dual=jnp.zeros_like(loss),
+    )
+
+
+def gmpo_surrogate_loss(
+    logprobs: jax.typing.ArrayLike,
+    old_logprobs: jax.typing.ArrayLike,
+    advantages: jax.typing.ArrayLike,
+    completion_mask: jax.typing.ArrayLike,
+    *,
+    eps_low: float = 0.4,
+    eps_high: float = 0.4,
+    log_ratio_clip: float = 20.0,
+) -> SurrogateTerms:
+    """GMPO: the geometric mean of the token ratios, clipped per token in log space
+    (arXiv:2507.20673 §3; repo callsys/GMPO ``train_zero_math_gmpo.py``).
+
+    With ``ℓ_t = clip(log π_θ − log π_old, ±log_ratio_clip)`` and the sequence advantage
+    ``Â_i`` (the masked token mean of ``advantages``), the sign-aware clip is
+    ``ℓ̃_t = min(ℓ_t, clip(ℓ_t, −ε_low, ε_high))`` where ``Â_i > 0`` and
+    ``max(ℓ_t, clip(ℓ_t, −ε_low, ε_high))`` otherwise, and the sequence loss is
+
+        L_i = −Â_i · exp((1/|o_i|) Σ_t m_t ℓ̃_t)
+
+    The bands are log-space values (0.4: the ratio stays in ``(e^−0.4, e^0.4)``), not
+    ``1 ± ε``. Every token of ``o_i`` gets the value ``L_i``: aggregated with
+    ``seq-mean-token-mean`` the loss is ``mean_i L_i`` with its exact gradient (GMPO and verl
+    ``compute_policy_loss_geo_mean`` average over sequences).
+
+    Args:
+      logprobs: ``[B, T]`` policy log-probs (differentiated).
+      old_logprobs: ``[B, T]`` log-probs of the policy that sampled.
+      advantages: ``[B]`` or ``[B, T]`` advantages (no gradient).
+      completion_mask: ``[B, T]``.
+      eps_low: log-space lower band (0.4, GMPO's scripts).
+      eps_high: log-space upper band (0.4).
+      log_ratio_clip: clamp on ``ℓ`` before the clip (keeps ``exp`` finite).
+
+    Returns:
+      :class:`SurrogateTerms`; ``loss`` and ``ratio`` (``exp`` of the clipped mean log ratio)
+      repeat the sequence's value over ``T``; ``clipped_low`` / ``clipped_high`` mark tokens
+      whose ``ℓ`` the sign-aware clip changed.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> lp = jnp.array([[0.1, 0.9, 5.0]])  # ℓ = 0.1, 0.9 (clipped to 0.4); t = 3 is padding
+      >>> terms = gmpo_surrogate_loss(lp, jnp.zeros((1, 3)), jnp.array([1.0]),
+      ...                             jnp.array([[1, 1, 0]]))
+      >>> terms.loss.round(4), terms.clipped_high
+      (Array([[-1.284, -1.284, -1.284]], dtype=float32), Array([[0., 1., 0.]], dtype=float32))
+    """
+    mask = jnp.asarray(completion_mask).astype(bool)
+    logprobs = _as_float(logprobs)
+    log_ratio = jnp.clip(logprobs - _as_float(old_logprobs), -log_ratio_clip, log_ratio_clip)
+    token_adv = jax.lax.stop_gradient(_token_advantages(advantages, log_ratio.shape))
+    length = jnp.maximum(jnp.sum(mask, axis=-1), 1).astype(log_ratio.dtype)  # [B]
+    seq_adv = jnp.sum(jnp.where(mask, token_adv, 0.0), axis=-1) / length  # [B]
+    positive = (seq_adv > 0)[:, None]  # [B, 1]
+    banded = jnp.clip(log_ratio, -eps_low, eps_high)
+    clipped = jnp.where(
+        positive, jnp.minimum(log_ratio, banded), jnp.maximum(log_ratio, banded)
+    )  # [B, T]
+    mean_log_ratio = jnp.sum(jnp.where(mask, clipped, 0.0), axis=-1) / length  # [B]
+    ratio = jnp.exp(mean_log_ratio)  # [B]
+    loss = jnp.broadcast_to((-seq_adv * ratio)[:, None], log_ratio.shape)  # [B, T]
+    dtype = loss.dtype
+    return SurrogateTerms(
+        loss=loss,
+        ratio=jnp.broadcast_to(jax.lax.stop_gradient(ratio)[:, None], log_ratio.shape),
+        clipped_low=(~positive & (log_ratio < -eps_low)).astype(dtype),
+        clipped_high=(positive & (log_ratio > eps_high)).astype(dtype),
+        clipped_dual=jnp.zeros_like(loss),
+    )
