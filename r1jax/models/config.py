@@ -23,6 +23,7 @@ HF_ARCHITECTURE_NAMES = {
     "llama": "LlamaForCausalLM",
 }
 DTYPES = ("float32", "bfloat16")
+ATTENTION = ("auto", "xla", "cudnn", "splash", "dot_product")
 ROPE_TYPES = ("linear", "llama3", "yarn")
 
 
@@ -148,7 +149,11 @@ class ModelConfig:
 
     Frozen and hashable, so it can be a static jit argument. ``dtype`` is the compute dtype
     of matmuls and activations; ``param_dtype`` the dtype params are created in. Norms,
-    softmax and logits always run in float32.
+    softmax and logits always run in float32. ``attention`` picks the attention of a forward
+    without a cache and of a prefill: ``auto`` (cuDNN on GPU, splash on TPU, ``xla`` elsewhere),
+    ``xla`` (masked softmax), ``cudnn``, ``splash`` or ``dot_product`` (the fused paths' layout
+    through `jax.nn.dot_product_attention`'s XLA implementation); see
+    `r1jax.models.layers.causal_attention`. Decode steps always use the XLA path.
     """
 
     vocab_size: int
@@ -168,12 +173,15 @@ class ModelConfig:
     architecture: str = "qwen2"
     dtype: str = "float32"
     param_dtype: str = "float32"
+    attention: str = "auto"
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
                 f"unsupported architecture {self.architecture!r}; supported: {ARCHITECTURES}"
             )
+        if self.attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ValueError(f"{name} must be one of {DTYPES}, got {getattr(self, name)!r}")

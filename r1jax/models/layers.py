@@ -1,6 +1,8 @@
 """Linen building blocks of the decoder: RMSNorm, embedding, GQA attention, SwiGLU MLP, block.
 
-Lives here: the modules and the masked-softmax attention kernel. Every param is declared with
+Lives here: the modules, the masked-softmax attention (`attend`, XLA) and the fused causal
+attention of a forward without a cache or a prefill (`causal_attention`: cuDNN on GPU, Pallas
+splash attention on TPU; ``model.attention`` chooses). Every param is declared with
 `nn.with_logical_partitioning` (logical names ``embed``, ``vocab``, ``heads``, ``kv_heads``,
 ``head_dim``, ``mlp``, ``norm``). Not here: the stack of blocks, masks and the public
 `forward` (`r1jax.models.transformer`), cache layout (`r1jax.models.kv_cache`).
@@ -271,6 +273,150 @@ def attend(
     return out.reshape(batch, length, num_heads, head_dim).astype(out_dtype)  # [B, S, H, Dh]
 
 
+FUSED_ATTENTION = ("cudnn", "splash", "dot_product")
+
+
+def attention_implementation(choice: str, platform: str | None = None) -> str:
+    """The attention a forward without a cache (and a prefill) runs, from ``model.attention``.
+
+    ``auto`` picks cuDNN's fused attention on GPU, Pallas splash attention on TPU and the XLA
+    masked softmax (`attend`) elsewhere; any other value is kept. ``platform`` defaults to
+    ``jax.default_backend()``.
+
+    Example:
+      >>> attention_implementation("auto", "tpu"), attention_implementation("auto", "cpu")
+      ('splash', 'xla')
+    """
+    if choice != "auto":
+        return choice
+    platform = jax.default_backend() if platform is None else platform
+    return {"gpu": "cudnn", "tpu": "splash"}.get(platform, "xla")
+
+
+def compaction_order(key_mask: jax.Array) -> jax.Array:
+    """``[B, S]`` gather indices that put each row's real tokens first, in order.
+
+    Example:
+      >>> compaction_order(jnp.array([[False, True, True]])).tolist()
+      [[1, 2, 0]]
+    """
+    return jnp.argsort(~key_mask, axis=1, stable=True).astype(jnp.int32)
+
+
+def _splash_kernel(q: jax.Array, keys: jax.Array, values: jax.Array, interpret: bool = False):
+    """Causal splash attention on ``[B, H, S, Dh]`` queries (pre-scaled), ``[B, K, S, Dh]``
+    keys and values; ``S`` a multiple of 128."""
+    from jax.experimental.pallas.ops.tpu import splash_attention as splash
+
+    _, num_heads, length, _ = q.shape
+    block = next(b for b in (512, 256, 128) if length % b == 0)
+    sizes = splash.BlockSizes(
+        block_q=block,
+        block_kv=block,
+        block_kv_compute=block,
+        block_q_dkv=block,
+        block_kv_dkv=block,
+        block_kv_dkv_compute=block,
+        block_q_dq=block,
+        block_kv_dq=block,
+    )
+    mask = splash.MultiHeadMask([splash.CausalMask((length, length))] * num_heads)
+    kernel = splash.make_splash_mha(
+        mask, block_sizes=sizes, head_shards=1, q_seq_shards=1, interpret=interpret
+    )
+    return jax.vmap(kernel)(q, keys, values)
+
+
+def causal_attention(
+    q: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    key_mask: jax.Array,
+    implementation: str,
+    rules: ShardingRules | None = None,
+    *,
+    interpret: bool = False,
+) -> jax.Array:
+    """Causal self-attention over left- (or otherwise) padded rows with a fused kernel.
+
+    Each row's real tokens are gathered to the front (`compaction_order`), in order, so that a
+    plain causal mask is exact for them: a real query then sees exactly the real keys at or
+    before it, and the pads, now at the end, are seen by pad queries only (whose outputs no
+    caller reads; they stay finite). The kernels take no ``[S, S]`` mask, so no ``[B, H, S, S]``
+    score tensor is ever held. The output is scattered back to the original order.
+
+    On a mesh the kernel runs per shard (``jax.shard_map``): rows split as ``batch``, heads as
+    ``heads`` when the rule's axes divide both ``H`` and ``K``, replicated otherwise.
+
+    Args:
+      q: ``[B, S, H, Dh]`` queries after RoPE.
+      keys: ``[B, S, K, Dh]`` keys after RoPE.
+      values: ``[B, S, K, Dh]``.
+      key_mask: ``[B, S]`` bool, True on real tokens.
+      implementation: ``cudnn`` (`jax.nn.dot_product_attention`, cuDNN flash attention),
+        ``splash`` (Pallas splash attention, TPU), ``dot_product``
+        (`jax.nn.dot_product_attention`'s XLA implementation: the cuDNN path's layout on any
+        platform).
+      rules: sharding rules (for the per-shard split).
+      interpret: run the splash kernel in the Pallas interpreter (tests on CPU).
+
+    Returns:
+      ``[B, S, H, Dh]`` in ``q``'s dtype.
+    """
+    order = compaction_order(key_mask)  # [B, S]
+    inverse = jnp.argsort(order, axis=1)  # [B, S]
+
+    def gather(x, index):
+        return jnp.take_along_axis(x, index[:, :, None, None], axis=1)
+
+    q, keys, values = (gather(x, order) for x in (q, keys, values))
+    head_dim = q.shape[-1]
+
+    def kernel(q, keys, values):
+        if implementation in ("cudnn", "dot_product"):
+            return jax.nn.dot_product_attention(
+                q,
+                keys,
+                values,
+                is_causal=True,
+                implementation="cudnn" if implementation == "cudnn" else "xla",
+            )
+        if implementation != "splash":
+            raise ValueError(
+                f"unknown fused attention {implementation!r}; one of {FUSED_ATTENTION}"
+            )
+        length = q.shape[1]
+        padded = -(-length // 128) * 128
+        widths = ((0, 0), (0, padded - length), (0, 0), (0, 0))
+        q, keys, values = (jnp.pad(x, widths).transpose(0, 2, 1, 3) for x in (q, keys, values))
+        q = q * jnp.asarray(head_dim**-0.5, q.dtype)
+        out = _splash_kernel(q, keys, values, interpret)  # [B, H, S', Dh]
+        return out.transpose(0, 2, 1, 3)[:, :length]
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or mesh.size == 1:
+        out = kernel(q, keys, values)
+    else:
+        from r1jax.sharding import logical_to_spec
+
+        kv_spec = logical_to_spec(
+            ("batch", "seq", "kv_heads", "head_dim"), rules, shape=keys.shape, mesh=mesh
+        )
+        q_spec = logical_to_spec(
+            ("batch", "seq", "heads", "head_dim"), rules, shape=q.shape, mesh=mesh
+        )
+        if q_spec[2] != kv_spec[2]:  # heads and KV heads must split alike: replicate both
+            q_spec = jax.sharding.PartitionSpec(q_spec[0], None, None, None)
+            kv_spec = jax.sharding.PartitionSpec(kv_spec[0], None, None, None)
+        out = jax.shard_map(
+            kernel,
+            in_specs=(q_spec, kv_spec, kv_spec),
+            out_specs=q_spec,
+            check_vma=False,
+        )(q, keys, values)
+    return gather(out, inverse)
+
+
 def _attend_one_query(
     q: jax.Array, keys: jax.Array, values: jax.Array, mask: jax.Array, dtype: jnp.dtype
 ) -> jax.Array:
@@ -370,7 +516,9 @@ class Attention(nn.Module):
           x: ``[B, S, D]`` normalised hidden states.
           cos: ``[B, S, Dh/2]`` float32 RoPE cosines.
           sin: ``[B, S, Dh/2]`` float32 RoPE sines.
-          mask: ``[B, S, S]`` without a cache, ``[B, S, A]`` with one (``A`` attended slots).
+          mask: ``[B, S, S]`` without a cache, ``[B, S, A]`` with one (``A`` attended slots);
+            or a ``[B, S]`` key mask: causal self-attention over the ``S`` new tokens with
+            the fused kernel of ``config.attention`` (`causal_attention`).
           layer_cache: this layer's ``([B, K, Dh, Smax], [B, K, Smax, Dh])`` buffers, or None.
           end: ``[]`` int32, the first slot to write (with a cache).
 
@@ -394,6 +542,10 @@ class Attention(nn.Module):
         )
         values = constrain(values, ("batch", "seq", "kv_heads", "head_dim"), self.rules)
 
+        fused_out = None
+        if mask.ndim == 2:  # a key mask: causal self-attention with a fused kernel
+            implementation = attention_implementation(cfg.attention)
+            fused_out = causal_attention(q, keys, values, mask, implementation, self.rules)
         keys = keys.transpose(0, 2, 3, 1)  # [B, K, Dh, S]
         values = values.transpose(0, 2, 1, 3)  # [B, K, S, Dh]
         if layer_cache is not None:
@@ -409,7 +561,10 @@ class Attention(nn.Module):
             keys = lax.slice_in_dim(cache_keys, 0, length, axis=3)  # [B, K, Dh, A]
             values = lax.slice_in_dim(cache_values, 0, length, axis=2)  # [B, K, A, Dh]
 
-        out = attend(q, keys, values, mask, cfg.compute_dtype)  # [B, S, H, Dh]
+        if fused_out is None:
+            out = attend(q, keys, values, mask, cfg.compute_dtype)  # [B, S, H, Dh]
+        else:
+            out = fused_out.astype(cfg.compute_dtype)  # [B, S, H, Dh]
         o_axes = ("heads", "head_dim", "embed")
         out = Projection(cfg, (h, dh, d), o_axes, 2, by_rows=by_rows, name="o_proj")(out)  # [B,S,D]
         return out, layer_cache

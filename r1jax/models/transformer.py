@@ -22,7 +22,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from r1jax.models.config import ModelConfig
 from r1jax.models.kv_cache import KVCache
-from r1jax.models.layers import Block, Embed, RMSNorm, Unembed, remat_block
+from r1jax.models.layers import (
+    Block,
+    Embed,
+    RMSNorm,
+    Unembed,
+    attention_implementation,
+    remat_block,
+)
 from r1jax.models.rope import rope_angles
 from r1jax.sharding import ShardingRules, constrain, logical_sharding
 
@@ -95,9 +102,13 @@ class Transformer(nn.Module):
         cos, sin = rope_angles(positions, cfg)  # [B, S, Dh/2] each
         x = constrain(self.embed(tokens), ("batch", "seq", "embed"), self.rules)  # [B, S, D]
 
+        fused = attention_implementation(cfg.attention) != "xla" and length > 1
         if kv_cache is None:
-            causal = jnp.tril(jnp.ones((length, length), jnp.bool_))  # [S, S]
-            mask = causal[None] & attention_mask[:, None, :]  # [B, S, S]
+            if fused:  # the blocks take the [B, S] key mask and attend causally
+                mask = attention_mask
+            else:
+                causal = jnp.tril(jnp.ones((length, length), jnp.bool_))  # [S, S]
+                mask = causal[None] & attention_mask[:, None, :]  # [B, S, S]
             end = None
         else:
             max_length = kv_cache.max_length
@@ -109,7 +120,11 @@ class Transformer(nn.Module):
                 )
             end = kv_cache.end
             valid = lax.dynamic_update_slice(kv_cache.valid, attention_mask, (0, end))
-            if length == 1:
+            if fused and attended == length:
+                # A prefill: the new tokens fill every attended slot (so ``end`` is 0) and
+                # attend only each other, causally.
+                mask = attention_mask  # [B, S]
+            elif length == 1:
                 # One new token attends every valid slot. Nothing past ``end`` is valid in a
                 # linear cache, so this is the causal mask there; a ring cache (the continuous
                 # sampler's) also holds valid slots past ``end``.

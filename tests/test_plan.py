@@ -1,0 +1,75 @@
+"""Tests for r1jax/plan.py (the memory planner) and r1jax/models/shapes.py (published shapes)."""
+
+import pytest
+
+from r1jax import plan
+from r1jax.models import num_params
+from r1jax.models.shapes import PUBLISHED_PARAMS, PUBLISHED_SHAPES, published_config
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_SHAPES))
+def test_published_shapes_have_the_published_parameter_counts(name):
+    count = num_params(published_config(name))
+    assert abs(count / PUBLISHED_PARAMS[name] - 1) < 0.01
+
+
+def test_fit_compares_the_peak_with_the_usable_share_of_memory():
+    assert plan.fits(14 * plan.GIB, "v5e")  # 14 <= 0.9 * 16
+    assert not plan.fits(15 * plan.GIB, "v5e")
+    assert plan.fits(15 * plan.GIB, "v5e", usable=1.0)
+    assert plan.fits(120 * plan.GIB, "H200") and not plan.fits(120 * plan.GIB, "H100")
+
+
+def test_largest_micro_batch_solves_the_line_and_divides_the_batch():
+    # temporaries 100 + 10 * rows; 500 bytes free -> at most 40 rows; 40 does not divide 96.
+    rows = plan.largest_micro_batch((8, 16), (180, 260), 0, 500, step=8, minibatch_rows=96)
+    assert rows == 32
+    assert plan.largest_micro_batch((8, 16), (180, 260), 500, 500, step=8, minibatch_rows=96) == 0
+
+
+def test_layer_extrapolation_continues_each_field_on_its_line():
+    two = plan.Memory(arguments=20, outputs=10, aliased=10, temporaries=7, code=3)
+    four = plan.Memory(arguments=40, outputs=20, aliased=20, temporaries=11, code=5)
+    assert plan._extrapolate([two, four], (2, 4), 10) == plan.Memory(100, 50, 50, 23, 11)
+
+
+def test_parse_mesh_defaults_fsdp_to_the_rest():
+    assert plan.parse_mesh("data=2,tensor=2") == {"data": 2, "fsdp": -1, "tensor": 2}
+    with pytest.raises(ValueError, match="unknown axis"):
+        plan.parse_mesh("model=2")
+
+
+def test_planner_cli_end_to_end_on_a_tiny_model_over_8_devices():
+    lines = []
+    result = plan.run(
+        plan.parser().parse_args(
+            [
+                "--model",
+                "tiny",
+                "--devices",
+                "8",
+                "--mesh",
+                "data=2,fsdp=4",
+                "--batch",
+                "32",
+                "--group-size",
+                "4",
+                "--max-len",
+                "96",
+                "--prompt-len",
+                "32",
+                "--micro-batch",
+                "16",
+                "--accelerator",
+                "v5e",
+            ]
+        ),
+        out=lines.append,
+    )
+    text = "\n".join(lines)
+    assert "update step" in text and "decode (+opt, ref)" in text
+    assert "largest micro-batch 32 rows (4 per device)" in text
+    assert result["fits"] == {"v5e": True}
+    update = result["programs"]["update step"]
+    assert update.arguments >= result["parts"]["parameters"] + result["parts"]["optimizer state"]
+    assert update.temporaries > 0 and update.peak > update.temporaries
