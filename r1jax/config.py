@@ -185,6 +185,42 @@ def base_config() -> ml_collections.ConfigDict:
     c.objective.dynamic_sampling.enabled = False  # drop groups whose rewards are all equal
     c.objective.dynamic_sampling.max_rounds = 10  # sampling rounds per step; <= 0 unlimited
 
+    c.objective.gamma = 1.0  # ppo / prime: discount of the returns
+    c.objective.gae_lambda = 1.0  # ppo: GAE lambda (ORZ: 1)
+    c.objective.whiten_advantages = True  # ppo: normalise advantages over the batch (ORZ)
+
+    # PPO's critic (r1jax.algorithms.ppo): the policy's architecture with a scalar head.
+    c.critic = ml_collections.ConfigDict()
+    c.critic.init = "policy"  # policy (its weights at the start of RL) | a local HF dir
+    c.critic.lr = 5e-6  # peak AdamW learning rate (ORZ 5e-6, TinyZero 1e-5)
+    c.critic.lr_warmup_steps = 0  # linear lr warm-up steps (ORZ: 50)
+    c.critic.b1 = 0.9  # AdamW beta1
+    c.critic.b2 = 0.999  # AdamW beta2 (ORZ: 0.95)
+    c.critic.eps = 1e-8  # AdamW epsilon
+    c.critic.weight_decay = 0.0  # decoupled weight decay
+    c.critic.grad_clip_norm = 1.0  # global-norm clip; 0 disables
+    c.critic.minibatches_per_step = 1  # critic updates per rollout batch (ORZ: 12)
+    c.critic.value_clip = 0.0  # c of the clipped value loss; 0 = unclipped (ORZ; TinyZero 0.5)
+    c.critic.warmup_steps = 0  # first RL steps in which only the critic trains
+
+    # PRIME's implicit process reward model (r1jax.algorithms.prime): a second causal LM.
+    c.prm = ml_collections.ConfigDict()
+    c.prm.init = "policy"  # policy (= the frozen reference at the start of RL) | a local HF dir
+    c.prm.lr = 1e-6  # peak AdamW learning rate
+    c.prm.lr_warmup_steps = 0  # linear lr warm-up steps
+    c.prm.b1 = 0.9  # AdamW beta1
+    c.prm.b2 = 0.999  # AdamW beta2
+    c.prm.eps = 1e-8  # AdamW epsilon
+    c.prm.weight_decay = 0.0  # decoupled weight decay
+    c.prm.grad_clip_norm = 10.0  # global-norm clip (PRIME: 10); 0 disables
+    c.prm.minibatches_per_step = 1  # PRM updates per rollout batch
+    c.prm.beta = 0.05  # beta of r_t = beta * log(pi_prm / pi_ref) (beta_train)
+    c.prm.reward_form = "rloo"  # rloo (PRIME's code) | paper (the paper's advantage equation)
+    c.prm.process_weight = 1.0  # weight of the implicit process-reward returns
+    c.prm.outcome_weight = 1.0  # weight of the verifier-outcome returns
+    c.prm.accuracy_low = 0.2  # keep a prompt group iff accuracy_low <= its accuracy ...
+    c.prm.accuracy_high = 0.8  # ... <= accuracy_high (PRIME: 0.2-0.8)
+
     c.reference = ml_collections.ConfigDict()
     c.reference.mode = "frozen"  # none | frozen | reset_every
     c.reference.reset_every = 0  # reset_every mode: steps between reference <- policy (R1: 400)

@@ -218,8 +218,11 @@ class Trainer:
         policy_sharding = param_shardings(self.model_config, self.mesh, self.rules)
         rows = distributed.row_sharding(self.mesh, self.rules)
         self.steps = learner.CompiledSteps(self.mesh, policy_sharding, rows, abstract)
-        self.state = self.steps.init(params, self.shape_learner)
-        del params  # donated to the state
+        loaded = learner.auxiliary.load_pretrained_models(
+            self.shape_learner, mesh=self.mesh, rules=self.rules
+        )  # the algorithm's second models read from checkpoints (PPO's critic.init=DIR)
+        self.state = self.steps.init(params, self.shape_learner, **self._auxiliary_init(loaded))
+        del params, loaded  # donated to / copied into the state
         # Data, verification and evaluation.
         self.prompts = data_setup.prompt_iterator(config, self.task, self.tokenizer, self.prompt_fn)
         self.sft_batches = None
@@ -238,6 +241,14 @@ class Trainer:
         self.timer = metrics.Timer()
         self.config_hash = config_lib.config_hash(config)
         self.summary: dict[str, Any] = {"stopped": "completed"}
+
+    def _auxiliary_init(self, loaded: dict[str, Any]) -> dict[str, Any]:
+        """`init_train_state`'s arguments for the algorithm's auxiliary models: those read
+        from checkpoints and the key of new heads (none without auxiliary models)."""
+        if not self.shape_learner.auxiliary_models:
+            return {}
+        key = jax.random.fold_in(jax.random.key(self.config.seed), INIT_STREAM)
+        return {"auxiliary": loaded, "key": jax.random.fold_in(key, 1)}
 
     def learner_config(self, *, sft: bool, rl_step: int = 0) -> learner.LearnerConfig:
         """The `LearnerConfig` of the warm start, or of the RL step's context stage."""
@@ -291,7 +302,14 @@ class Trainer:
         rl_step = step - self.sft_steps
         if rl_step == 0 and self.sft_steps:
             # Warm start done: fresh optimizer, reference = the warm-started policy.
-            self.state = self.steps.init(self.state.policy, self.shape_learner)
+            kept = {  # auxiliary models read from checkpoints keep their weights
+                spec.name: self.state.aux[spec.name]["params"]
+                for spec in self.shape_learner.auxiliary_models
+                if spec.init != learner.auxiliary.FROM_POLICY
+            }
+            self.state = self.steps.init(
+                self.state.policy, self.shape_learner, **self._auxiliary_init(kept)
+            )
             if self.config.eval.num_problems:
                 self.summary["eval_after_sft"] = self.evaluate("eval after SFT", step)
         self._maybe_reset_reference(rl_step)

@@ -8,13 +8,15 @@ sets) and the config class's methods. Adding an algorithm is one new module and 
 
 - ``policy_gradient``: GRPO, Dr. GRPO, DAPO, GSPO, REINFORCE++ (with and without baseline),
   RLOO.
+- ``ppo``: PPO with a learned critic (Open-Reasoner-Zero, TinyZero).
+- ``prime``: PRIME, with an implicit process reward model trained online.
 - ``sft``: supervised fine-tuning (the warm start).
 """
 
 from types import ModuleType
 from typing import Any
 
-from r1jax.algorithms import policy_gradient, sft
+from r1jax.algorithms import policy_gradient, ppo, prime, sft
 
 ALGORITHMS: dict[str, ModuleType] = {
     "grpo": policy_gradient,
@@ -24,6 +26,9 @@ ALGORITHMS: dict[str, ModuleType] = {
     "reinforce_pp": policy_gradient,
     "reinforce_pp_baseline": policy_gradient,
     "rloo": policy_gradient,
+    "ppo": ppo,
+    "ppo_tinyzero": ppo,
+    "prime": prime,
 }
 """``objective.algorithm`` -> the module that implements it (its ``PRESETS`` has the name)."""
 
@@ -35,7 +40,9 @@ def module_of(name: str) -> ModuleType:
       ValueError: an unknown name (the message lists the known ones).
     """
     if name not in ALGORITHMS:
-        raise ValueError(f"objective.algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}")
+        raise ValueError(
+            f"objective.algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}"
+        )
     return ALGORITHMS[name]
 
 
@@ -49,4 +56,12 @@ def preset(name: str) -> dict[str, Any]:
     return dict(module_of(name).PRESETS[name])
 
 
-__all__ = ["ALGORITHMS", "module_of", "policy_gradient", "preset", "sft"]
+__all__ = [
+    "ALGORITHMS",
+    "module_of",
+    "policy_gradient",
+    "ppo",
+    "preset",
+    "prime",
+    "sft",
+]

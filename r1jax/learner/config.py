@@ -72,6 +72,18 @@ class LearnerConfig:
         return self.algorithm.uses_reference
 
     @property
+    def auxiliary_models(self) -> tuple:
+        """The algorithm's second trainable models (`r1jax.learner.auxiliary.AuxiliaryModel`),
+        e.g. PPO's critic; ``()`` for most algorithms."""
+        return tuple(getattr(self.algorithm, "auxiliary_models", ()))
+
+    @property
+    def policy_frozen_steps(self) -> int:
+        """Steps at the start of the phase in which only the auxiliary models train (PPO's
+        critic warm-up); the policy's schedule starts after them."""
+        return int(getattr(self.algorithm, "policy_frozen_steps", 0))
+
+    @property
     def updates_per_step(self) -> int:
         """Optimizer updates per call of the step: passes x mini-batches."""
         return self.algorithm.num_iterations * self.minibatches_per_step

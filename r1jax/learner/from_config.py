@@ -9,12 +9,14 @@ Nothing is overridden here: a value the learner cannot use is a `ConfigError` na
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import ml_collections
 
 from r1jax import algorithms
 from r1jax import config as config_lib
+from r1jax.learner import auxiliary as auxiliary_lib
 from r1jax.learner.config import LearnerConfig
 from r1jax.learner.optimizer import OptimizerConfig
 from r1jax.models import ModelConfig
@@ -34,7 +36,9 @@ def reward_config(section: ml_collections.ConfigDict) -> RewardConfig:
     return config_lib.to_dataclass(RewardConfig, flat)
 
 
-def optimizer_config(config: ml_collections.ConfigDict, *, sft: bool) -> OptimizerConfig:
+def optimizer_config(
+    config: ml_collections.ConfigDict, *, sft: bool
+) -> OptimizerConfig:
     """AdamW settings of ``optim.*``; the warm start takes its lr and schedule from ``sft.*``
     (its schedule ends with ``sft.steps``)."""
     opt = config.optim
@@ -64,11 +68,47 @@ def optimizer_config(config: ml_collections.ConfigDict, *, sft: bool) -> Optimiz
     )
 
 
+def auxiliary_fields(cls: type, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The fields of algorithm class ``cls`` that come from the group of an auxiliary model.
+
+    A field whose default is an `AuxiliaryModel` named ``N`` (PPO's ``critic``, PRIME's
+    ``prm``) is built from the ``N.*`` keys (``init``, ``minibatches_per_step`` and the AdamW
+    keys ``lr``, ``lr_warmup_steps``, ``b1``, ``b2``, ``eps``, ``weight_decay``,
+    ``grad_clip_norm``; a constant schedule); any other key ``N.k`` fills the field ``N_k``.
+    """
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    resolved = {}
+    for name, field in fields.items():
+        if not isinstance(field.default, auxiliary_lib.AuxiliaryModel):
+            continue
+        section = config[name]
+        resolved[name] = dataclasses.replace(
+            field.default,
+            init=section.init,
+            minibatches_per_step=section.minibatches_per_step,
+            optimizer=OptimizerConfig(
+                learning_rate=section.lr,
+                warmup_steps=section.lr_warmup_steps,
+                weight_decay=section.weight_decay,
+                b1=section.b1,
+                b2=section.b2,
+                eps=section.eps,
+                max_grad_norm=section.grad_clip_norm,
+            ),
+        )
+        for key, value in section.items():
+            if f"{name}_{key}" in fields:
+                resolved[f"{name}_{key}"] = value
+    return resolved
+
+
 def algorithm_config(config: ml_collections.ConfigDict) -> Any:
     """The frozen algorithm object of ``objective.algorithm`` from the ``objective.*`` keys."""
     objective = config.objective
     module = algorithms.module_of(objective.algorithm)
-    algorithm = config_lib.to_dataclass(module.CONFIG, objective)
+    algorithm = config_lib.to_dataclass(
+        module.CONFIG, objective, **auxiliary_fields(module.CONFIG, config)
+    )
     if config.reference.mode == "none" and algorithm.uses_reference:
         raise config_lib.ConfigError(
             f"reference.mode='none' keeps no reference model, but objective.kl_coef="

@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from r1jax.learner import auxiliary as auxiliary_lib
 from r1jax.learner.config import LearnerConfig
 from r1jax.models import ModelConfig
 
@@ -28,6 +29,8 @@ class TrainState:
       nonfinite_streak: int32 scalar, consecutive optimizer updates skipped for a non-finite
         loss or gradient.
       nonfinite_total: int32 scalar, all optimizer updates skipped so far.
+      aux: the algorithm's auxiliary models (`r1jax.learner.auxiliary`), ``{name: {"params":
+        ..., "opt_state": ...}}``; empty for algorithms without any.
     """
 
     policy: Any
@@ -36,21 +39,25 @@ class TrainState:
     step: jax.Array
     nonfinite_streak: jax.Array
     nonfinite_total: jax.Array
+    aux: dict = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes: Any) -> TrainState:
         return dataclasses.replace(self, **changes)
 
     def to_tree(self) -> dict[str, Any]:
-        """The state as a dict for checkpoints (no ``reference`` key when there is none)."""
+        """The state as a dict for checkpoints (no ``reference`` or ``aux`` key when there is
+        none)."""
         tree = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         if tree["reference"] is None:
             del tree["reference"]
+        if not tree["aux"]:
+            del tree["aux"]
         return tree
 
     @classmethod
     def from_tree(cls, tree: dict[str, Any]) -> TrainState:
         """The inverse of `to_tree`."""
-        return cls(**{"reference": None, **tree})
+        return cls(**{"reference": None, "aux": {}, **tree})
 
 
 def reference_copy(params: Any, model: ModelConfig) -> Any:
@@ -72,22 +79,43 @@ def reference_copy(params: Any, model: ModelConfig) -> Any:
     return jax.tree_util.tree_map_with_path(copy, params)
 
 
-def init_train_state(policy: Any, config: LearnerConfig, *, reference: Any = None) -> TrainState:
+def init_train_state(
+    policy: Any,
+    config: LearnerConfig,
+    *,
+    reference: Any = None,
+    auxiliary: dict[str, Any] | None = None,
+    key: jax.Array | None = None,
+) -> TrainState:
     """A fresh `TrainState` at step 0 for ``policy``.
 
     Args:
       policy: the initial policy params.
-      config: the learner config; its algorithm decides whether a reference is kept.
+      config: the learner config; its algorithm decides whether a reference is kept and
+        which auxiliary models (``config.auxiliary_models``) are trained.
       reference: the reference params; a copy of ``policy`` when needed and not given.
         Either is stored as `reference_copy` makes it.
+      auxiliary: ``{name: params}`` of auxiliary models read from checkpoints; the others
+        start from ``policy`` (`r1jax.learner.auxiliary.init_params`).
+      key: RNG key of new auxiliary heads (a value head); a fixed key when None.
 
     Returns:
-      The state, with a fresh optimizer state and the reference (or None).
+      The state, with fresh optimizer states, the reference (or None) and the auxiliary
+      models.
     """
     if config.uses_reference:
         reference = reference_copy(policy if reference is None else reference, config.model)
     else:
         reference = None
+    aux = {}
+    for index, spec in enumerate(config.auxiliary_models):
+        head_key = jax.random.fold_in(jax.random.key(0) if key is None else key, index)
+        given = (auxiliary or {}).get(spec.name)
+        if given is None:
+            params = auxiliary_lib.init_params(spec, policy, config.model, head_key)
+        else:
+            params = auxiliary_lib.from_pretrained(spec, given, config.model, head_key)
+        aux[spec.name] = {"params": params, "opt_state": spec.make_optimizer().init(params)}
     return TrainState(
         policy=policy,
         reference=reference,
@@ -95,6 +123,7 @@ def init_train_state(policy: Any, config: LearnerConfig, *, reference: Any = Non
         step=jnp.zeros((), jnp.int32),
         nonfinite_streak=jnp.zeros((), jnp.int32),
         nonfinite_total=jnp.zeros((), jnp.int32),
+        aux=aux,
     )
 
 
@@ -107,22 +136,32 @@ def state_shardings(state: TrainState, policy_sharding: Any) -> TrainState:
       policy_sharding: the params pytree of `NamedSharding`s (`r1jax.models.param_shardings`).
 
     Returns:
-      A `TrainState` whose leaves are shardings.
+      A `TrainState` whose leaves are shardings (auxiliary models: their params like the
+      policy's at the paths the policy has, replicated elsewhere, and their moments alike).
     """
     mesh = jax.tree.leaves(policy_sharding)[0].mesh
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    params_structure = jax.tree.structure(state.policy)
 
-    def opt_sharding(subtree):
-        if jax.tree.structure(subtree) == params_structure:
-            return policy_sharding
-        return jax.tree.map(lambda _: replicated, subtree)
+    def opt_shardings(opt_state, params, params_sharding):
+        params_structure = jax.tree.structure(params)
 
-    opt = jax.tree.map(
-        opt_sharding,
-        state.opt_state,
-        is_leaf=lambda x: jax.tree.structure(x) == params_structure,
-    )
+        def opt_sharding(subtree):
+            if jax.tree.structure(subtree) == params_structure:
+                return params_sharding
+            return jax.tree.map(lambda _: replicated, subtree)
+
+        return jax.tree.map(
+            opt_sharding, opt_state, is_leaf=lambda x: jax.tree.structure(x) == params_structure
+        )
+
+    opt = opt_shardings(state.opt_state, state.policy, policy_sharding)
+    aux = {}
+    for name, model in state.aux.items():
+        params_sharding = auxiliary_lib.param_shardings(model["params"], policy_sharding)
+        aux[name] = {
+            "params": params_sharding,
+            "opt_state": opt_shardings(model["opt_state"], model["params"], params_sharding),
+        }
     return TrainState(
         policy=policy_sharding,
         reference=None if state.reference is None else policy_sharding,
@@ -130,4 +169,5 @@ def state_shardings(state: TrainState, policy_sharding: Any) -> TrainState:
         step=replicated,
         nonfinite_streak=replicated,
         nonfinite_total=replicated,
+        aux=aux,
     )

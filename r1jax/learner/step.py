@@ -11,8 +11,14 @@
    mini-batch loss, so the sum of the micro-batch gradients is the mini-batch gradient),
    global-norm clipping and the optax update, skipped inside the jit (``jnp.where`` on every
    leaf) when the loss or a gradient is not finite; the skip is counted in the state;
-4. a dict of scalar metrics: the step's own (loss, gradient norm, learning rate, skipped
-   updates) and the algorithm's (``algorithm.summarize``), left on the device.
+4. for each auxiliary model of the algorithm (``config.auxiliary_models``, e.g. PPO's critic,
+   `r1jax.learner.auxiliary`): its ``minibatches_per_step`` updates with its own optimizer on
+   the same prepared batch (``algorithm.auxiliary_loss``); its scores before any update
+   (``algorithm.score_auxiliary``) reach ``prepare`` in step 2. During the first
+   ``config.policy_frozen_steps`` steps (a critic warm-up) only these updates run;
+5. a dict of scalar metrics: the step's own (loss, gradient norm, learning rate, skipped
+   updates), the algorithm's (``algorithm.summarize``) and each auxiliary model's
+   (``<name>/...``), left on the device.
 
 The step holds no algorithm branches: everything algorithm-specific is a method of
 ``config.algorithm`` (`r1jax.algorithms.base`).
@@ -53,9 +59,15 @@ def _gradients(
         return algorithm.loss(logprobs, entropy, micro_batch, micro_prepared, denominator, config)
 
     grad_fn = jax.grad(micro_batch_loss, has_aux=True)
-    rows, micro_rows = batch.rows, config.micro_batch_size
+    return _accumulated(grad_fn, policy, batch, prepared, config.micro_batch_size)
+
+
+def _accumulated(grad_fn: Any, params: Any, batch: Batch, prepared: Any, micro_rows: int):
+    """``grad_fn(params, (batch, prepared))`` summed over micro-batches of ``micro_rows`` rows
+    with ``lax.scan`` (the whole mini-batch at once when ``micro_rows`` is 0 or too large)."""
+    rows = batch.rows
     if micro_rows <= 0 or micro_rows >= rows:
-        return grad_fn(policy, (batch, prepared))
+        return grad_fn(params, (batch, prepared))
     if rows % micro_rows:
         raise ValueError(
             f"optim.micro_batch_size={micro_rows} does not divide the {rows}-row mini-batch"
@@ -63,10 +75,10 @@ def _gradients(
     micro_batches = split_rows((batch, prepared), rows // micro_rows)
 
     def accumulate(carry, micro):
-        return jax.tree.map(jnp.add, carry, grad_fn(policy, micro)), None
+        return jax.tree.map(jnp.add, carry, grad_fn(params, micro)), None
 
     first = jax.tree.map(lambda x: x[0], micro_batches)
-    shapes = jax.eval_shape(grad_fn, policy, first)
+    shapes = jax.eval_shape(grad_fn, params, first)
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     (grads, sums), _ = jax.lax.scan(accumulate, zeros, micro_batches)
     return grads, sums
@@ -115,7 +127,13 @@ def train_step_fn(
         batch = batch.replace(
             reference_logprobs=reference_logprobs_fn(state.reference, batch, config)
         )
-    prepared, metrics = algorithm.prepare(batch, config)
+    if config.auxiliary_models:
+        # Scores of the auxiliary models before any update (e.g. PPO's old values).
+        aux_params = {name: model["params"] for name, model in state.aux.items()}
+        scores = algorithm.score_auxiliary(aux_params, batch, config)
+        prepared, metrics = algorithm.prepare(batch, config, auxiliary=scores)
+    else:
+        prepared, metrics = algorithm.prepare(batch, config)
     minibatches = split_rows((batch, prepared), config.minibatches_per_step)
     order = jnp.tile(jnp.arange(config.minibatches_per_step), algorithm.num_iterations)
 
@@ -123,24 +141,94 @@ def train_step_fn(
         minibatch = jax.tree.map(lambda x: x[index], minibatches)
         return _optimizer_update(state, minibatch, config)
 
-    if config.updates_per_step == 1:
-        state, sums = one_update(state, 0)
-        sums = jax.tree.map(lambda x: x[None], sums)
+    def policy_updates(state):
+        if config.updates_per_step == 1:
+            state, sums = one_update(state, 0)
+            return state, jax.tree.map(lambda x: x[None], sums)
+        return jax.lax.scan(one_update, state, order)  # each leaf [U]
+
+    if config.policy_frozen_steps:
+        state, sums = _unless_policy_frozen(policy_updates, state, config)
     else:
-        state, sums = jax.lax.scan(one_update, state, order)  # each leaf [U]
+        state, sums = policy_updates(state)
+    for spec in config.auxiliary_models:
+        state, auxiliary_metrics = _auxiliary_updates(state, spec, batch, prepared, config)
+        metrics.update(auxiliary_metrics)
     state = state.replace(step=state.step + 1)
 
     metrics["loss"] = jnp.mean(sums["loss"])
     metrics["grad_norm"] = jnp.mean(sums["grad_norm"])
     metrics["skipped_updates"] = jnp.sum(sums["skipped_updates"])
     metrics["nonfinite_streak"] = state.nonfinite_streak
-    applied = (state.step - 1) * config.updates_per_step - state.nonfinite_total
+    policy_steps = state.step - 1 - config.policy_frozen_steps
+    applied = policy_steps * config.updates_per_step - state.nonfinite_total
     metrics["learning_rate"] = learning_rate_schedule(config.optimizer)(
         jnp.maximum(applied, 0) // config.updates_per_step
     )
     metrics.update(algorithm.summarize(sums))
     metrics["loss_tokens"] = jnp.sum(prepared["loss_mask"]).astype(jnp.float32)
     return state, {name: jnp.asarray(value, jnp.float32) for name, value in metrics.items()}
+
+
+def _unless_policy_frozen(policy_updates: Any, state: TrainState, config: LearnerConfig):
+    """``policy_updates(state)`` from step ``config.policy_frozen_steps`` on; before it the
+    policy and its optimizer state stay as they are and its metric sums are 0."""
+    sums_shapes = jax.eval_shape(policy_updates, state)[1]
+
+    def frozen(state):
+        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shapes)
+
+    return jax.lax.cond(state.step >= config.policy_frozen_steps, policy_updates, frozen, state)
+
+
+def _auxiliary_updates(
+    state: TrainState, spec: Any, batch: Batch, prepared: dict[str, jax.Array], config: Any
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """The updates of auxiliary model ``spec`` on mini-batches of the prepared batch.
+
+    Each update accumulates the gradient of ``algorithm.auxiliary_loss`` over micro-batches
+    (``optim.micro_batch_size`` rows) and applies the model's own optimizer; an update with a
+    non-finite loss or gradient is skipped (reported as ``<name>/skipped_updates``).
+    """
+    algorithm, name = config.algorithm, spec.name
+    minibatches = split_rows((batch, prepared), spec.minibatches_per_step)
+    order = jnp.tile(jnp.arange(spec.minibatches_per_step), spec.num_iterations)
+    optimizer = spec.make_optimizer()
+
+    def one_update(model, index):
+        mini_batch, mini_prepared = jax.tree.map(lambda x: x[index], minibatches)
+        denominator = algorithm.auxiliary_denominator(name, mini_prepared, config)
+
+        def micro_batch_loss(params, micro):
+            micro_batch, micro_prepared = micro
+            return algorithm.auxiliary_loss(
+                name, params, micro_batch, micro_prepared, denominator, config
+            )
+
+        grad_fn = jax.grad(micro_batch_loss, has_aux=True)
+        grads, sums = _accumulated(
+            grad_fn, model["params"], mini_batch, mini_prepared, config.micro_batch_size
+        )
+        updates, opt_state = optimizer.update(grads, model["opt_state"], model["params"])
+        params = optax.apply_updates(model["params"], updates)
+        grad_norm = optax.tree.norm(grads)
+        is_finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(grad_norm) & _is_finite_tree(params)
+        new = {"params": params, "opt_state": opt_state}
+        model = jax.tree.map(lambda n, o: jnp.where(is_finite, n, o), new, model)
+        return model, dict(sums, grad_norm=grad_norm, skipped_updates=(~is_finite).astype(float))
+
+    model = state.aux[name]
+    if spec.updates_per_step == 1:
+        model, sums = one_update(model, 0)
+        sums = jax.tree.map(lambda x: x[None], sums)
+    else:
+        model, sums = jax.lax.scan(one_update, model, order)  # each leaf [U]
+    metrics = dict(algorithm.auxiliary_summarize(name, sums))
+    metrics["grad_norm"] = jnp.mean(sums["grad_norm"])
+    metrics["skipped_updates"] = jnp.sum(sums["skipped_updates"])
+    metrics["learning_rate"] = learning_rate_schedule(spec.optimizer)(state.step)
+    metrics = {f"{name}/{key}": value for key, value in metrics.items()}
+    return state.replace(aux={**state.aux, name: model}), metrics
 
 
 train_step = jax.jit(train_step_fn, static_argnames="config", donate_argnames="state")
@@ -237,10 +325,11 @@ class CompiledSteps:
         with jax.set_mesh(self.mesh):
             return self._layout["select"](batches, jnp.asarray(rows, jnp.int32))
 
-    def init(self, policy: Any, config: LearnerConfig) -> TrainState:
-        """A fresh state at step 0 in its shardings; ``policy`` is donated."""
+    def init(self, policy: Any, config: LearnerConfig, **auxiliary: Any) -> TrainState:
+        """A fresh state at step 0 in its shardings; ``policy`` is donated. ``auxiliary``:
+        the ``auxiliary=`` / ``key=`` arguments of `init_train_state` (auxiliary models)."""
         with jax.set_mesh(self.mesh):
-            return self._program("init", config)(policy)
+            return self._program("init", config)(policy, **auxiliary)
 
     def update(
         self, state: TrainState, batch: Batch, config: LearnerConfig
