@@ -92,11 +92,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_nonfinite_in_a_row = 3  # stop after this many consecutive steps with a NaN/inf loss
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = "tiny"  # preset name (tiny, small, qwen05b ...) or a local HF checkpoint dir
+    c.model.name = "tiny"  # preset (tiny, small, ...), a local HF checkpoint dir or a hub id
     c.model.dtype = "bfloat16"  # compute / activation dtype
     c.model.param_dtype = "float32"  # parameter and optimizer-state dtype
     c.model.remat = True  # recompute each block's activations in the backward pass (memory)
     c.model.vocab_multiple = 1  # a from-scratch preset's vocab rounds up to a multiple of this
+    c.model.attention = "auto"  # auto (cuDNN on GPU, splash on TPU, XLA on CPU) | xla | cudnn |
+    # splash | dot_product
+    c.model.init_from = ""  # start from another run's workdir (its checkpoint) or an export dir
 
     c.tokenizer = ml_collections.ConfigDict()
     c.tokenizer.path = ""  # dir with tokenizer.json; empty = the model dir
@@ -112,7 +115,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.prompt_field = "problem"  # row field holding the question
     c.data.answer_field = "answer"  # row field holding the reference answer
     c.data.id_field = ""  # row field holding a stable id; empty = row index
-    c.data.template = "r1_zero"  # prompt template name understood by the task
+    c.data.template = ""  # a template name of the task (r1_zero, base, ...); "" = its default
+    c.data.system_prompt = ""  # chat template only: the system message ("" = none)
+    c.data.user_template = ""  # chat template only: user message, {field} slots of the problem
+    c.data.prefill = ""  # chat template only: text after the assistant header (e.g. "<think>")
     c.data.prompts_per_step = 8  # P
     c.data.bucket_sizes = (64, 128, 256, 512)  # prompt length buckets Tp in tokens
     c.data.shuffle = True  # shuffle file sources each epoch
@@ -128,6 +134,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.sampling.min_p = 0.0  # drop tokens below min_p x max prob; 0.0 disables
     c.sampling.max_new_tokens = 1024  # T, completion length cap
     c.sampling.stop_strings = ("</answer>",)  # a completion ends after any of these
+    c.sampling.dtype = ""  # the sampler's compute dtype; "" = model.dtype (the learner's)
 
     c.verifier = ml_collections.ConfigDict()
     c.verifier.workers = 0  # verifier processes; 0 = the machine's cores, at most 4
@@ -184,6 +191,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.objective.dynamic_sampling = ml_collections.ConfigDict()  # DAPO group filtering
     c.objective.dynamic_sampling.enabled = False  # drop groups whose rewards are all equal
     c.objective.dynamic_sampling.max_rounds = 10  # sampling rounds per step; <= 0 unlimited
+    # TIS / MIS between the learner's and the sampler's log-probs of the rollout policy
+    # (r1jax.algorithms.rollout_correction; policy-gradient algorithms)
+    c.objective.rollout_correction = ml_collections.ConfigDict()
+    c.objective.rollout_correction.mode = "auto"  # auto (on iff sampling.dtype differs) | on | off
+    c.objective.rollout_correction.level = "token"  # token | sequence (product of token ratios)
+    c.objective.rollout_correction.action = "truncate"  # truncate (TIS) | mask (MIS)
+    c.objective.rollout_correction.clip_min = 0.0  # C_min of the band (truncate: 0 = no floor)
+    c.objective.rollout_correction.clip_max = 2.0  # C_max of the band (TIS cap)
+    c.objective.selection = "correct"  # raft: correct (every correct row) | best (best-of-G)
+    c.objective.pairing = "max_min"  # online_dpo: max_min (best vs worst) | all (every R_i > R_j)
+    c.objective.dpo_beta = 0.1  # online_dpo: beta of the DPO sigmoid loss
+    c.objective.dpo_label_smoothing = 0.0  # online_dpo: label smoothing alpha (recipe: 0.1)
 
     c.objective.gamma = 1.0  # ppo / prime: discount of the returns
     c.objective.gae_lambda = 1.0  # ppo: GAE lambda (ORZ: 1)
@@ -253,7 +272,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.sft.schedule = "constant"  # constant | cosine | linear (after sft.warmup_steps)
     c.sft.min_lr_ratio = 0.0  # final lr as a fraction of sft.lr (cosine / linear)
     c.sft.bucket_step = 64  # batches pad to a multiple of this (each width compiles once)
-    c.sft.source = ""  # JSONL / Parquet file with prompt + completion fields
+    c.sft.source = ""  # JSONL / Parquet file of prompt/response rows, or reference[:METHOD=W,..]
+    c.sft.prompt_field = "prompt"  # file rows: the field holding the prompt (or the question)
+    c.sft.response_field = "response"  # file rows: the field holding the target response
+    c.sft.id_field = ""  # file rows: a stable id field; empty = row index
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every = 0  # steps between evaluations; 0 disables

@@ -59,6 +59,8 @@ class EvalSettings:
         one shape compiles once).
       stop_token_ids: ids that end a completion (EOS).
       stop_sequences: id sequences that end a completion (e.g. ``</answer>``).
+      stop_strings: decoded-text stop strings (`r1jax.sampling.stopping.stop_matchers`), or
+        None; completions are cut after them before verification.
       pad_id: the tokenizer's pad id.
       ks: extra k values for pass@k / maj@k (each ``<= num_samples``).
       budget_forcing: s1 budget forcing for the greedy and the sampled completions, or None
@@ -73,6 +75,7 @@ class EvalSettings:
     prompts_per_batch: int = 64
     stop_token_ids: tuple[int, ...] = ()
     stop_sequences: tuple[tuple[int, ...], ...] = ()
+    stop_strings: stopping.StopStrings | None = None
     pad_id: int = 0
     ks: tuple[int, ...] = (1,)
     budget_forcing: budget_lib.BudgetForcing | None = None
@@ -271,8 +274,11 @@ def sample_completions(
         tokens += rollout.completions()[:keep]
         lengths.append(np.asarray(rollout.lengths)[:keep])
         truncated.append(np.asarray(rollout.finish_reason)[:keep] == stopping.FINISH_LENGTH)
+    texts = tokenizer.decode_batch(tokens, skip_special_tokens=True)
+    if settings.stop_strings is not None:
+        texts = [stopping.truncate_after_stop(t, settings.stop_strings.strings) for t in texts]
     return Completions(
-        texts=tokenizer.decode_batch(tokens, skip_special_tokens=True),
+        texts=texts,
         tokens=tokens,
         lengths=np.concatenate(lengths),
         truncated=np.concatenate(truncated),
@@ -352,6 +358,7 @@ def evaluate(
         max_new_tokens=settings.max_new_tokens,
         stop_token_ids=tuple(settings.stop_token_ids),
         stop_sequences=tuple(tuple(s) for s in settings.stop_sequences),
+        stop_strings=settings.stop_strings,
         pad_id=settings.pad_id,
     )
     k = settings.num_samples

@@ -18,6 +18,7 @@ Not here: the update (`r1jax.learner`), the prompts' data pipeline (`r1jax.data`
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any
 
@@ -48,6 +49,7 @@ class Experience:
       lengths: ``[B]`` generated tokens per row (host).
       finish_reason: ``[B]`` finish codes (host).
       metrics: host-side timing and dynamic-sampling counts.
+      problem_ids: ``B`` problem ids (`r1jax.data.prompts.PromptBatch.ids`, per row).
     """
 
     batch: Batch
@@ -57,6 +59,7 @@ class Experience:
     lengths: np.ndarray
     finish_reason: np.ndarray
     metrics: dict[str, float]
+    problem_ids: list[str] = dataclasses.field(default_factory=list)
 
 
 def verdict_arrays(verdicts: list[Verdict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,6 +106,7 @@ class _Round:
     lengths: np.ndarray
     finish_reason: np.ndarray
     handle: Any  # the verifier pool's handle of this process's rows
+    problem_ids: list[str]  # per row
 
 
 class ExperienceCollector:
@@ -117,7 +121,7 @@ class ExperienceCollector:
       steps: the run's `CompiledSteps` (reference log-probs, the rows' sharding).
       pool: the verifier pool.
       task: the task name or import path the pool verifies with.
-      stop_ids, stop_sequences: the sampler's stop tokens and stop token sequences.
+      stops: the stop token ids, token sequences and stop strings (`r1jax.build.StopSettings`).
       timer: the run's section timer.
     """
 
@@ -132,13 +136,16 @@ class ExperienceCollector:
         steps: CompiledSteps,
         pool,
         task: str,
-        stop_ids: tuple[int, ...],
-        stop_sequences: tuple[tuple[int, ...], ...],
+        stops,
         timer: Timer,
     ):
         self.config, self.tokenizer, self.model_config = config, tokenizer, model_config
+        # The sampler may run in another compute dtype (sampling.dtype) than the learner.
+        self.sampler_model_config = dataclasses.replace(
+            model_config, dtype=config.sampling.dtype or model_config.dtype
+        )
         self.mesh, self.rules, self.steps, self.pool, self.task = mesh, rules, steps, pool, task
-        self.stop_ids, self.stop_sequences, self.timer = stop_ids, stop_sequences, timer
+        self.stops, self.timer = stops, timer
         self.verifier_options = dict(config.verifier.options.to_dict())
 
     def _sampling_params(self, max_new_tokens: int) -> sampler_lib.SamplingParams:
@@ -149,8 +156,9 @@ class ExperienceCollector:
             top_p=s.top_p,
             top_k=s.top_k,
             min_p=s.min_p,
-            stop_token_ids=self.stop_ids,
-            stop_sequences=self.stop_sequences,
+            stop_token_ids=self.stops.token_ids,
+            stop_sequences=self.stops.sequences,
+            stop_strings=self.stops.strings,
             num_samples_per_prompt=s.group_size,
             pad_id=self.tokenizer.pad_token_id,
         )
@@ -161,7 +169,7 @@ class ExperienceCollector:
         with self.timer.section("sample"):
             rollout = sampler_lib.sample(
                 params,
-                self.model_config,
+                self.sampler_model_config,
                 global_prompt_batch(prompts, self.tokenizer.pad_token_id),
                 key,
                 self._sampling_params(max_new_tokens),
@@ -174,14 +182,25 @@ class ExperienceCollector:
             )
         completions = [tokens[row, : lengths[row]].tolist() for row in range(tokens.shape[0])]
         texts = self.tokenizer.decode_batch(completions, skip_special_tokens=True)
+        if self.stops.texts:  # a stop string can end inside the last token: cut after it
+            texts = [stopping.truncate_after_stop(text, self.stops.texts) for text in texts]
         local_problems = [p for p in prompts.problems for _ in range(group)]
         mine = distributed.process_rows(len(texts))
         handle = self.pool.submit_batch(
             self.task, texts[mine], local_problems, **self.verifier_options
         )
         problems = [p for part in distributed.gather_objects(local_problems) for p in part]
+        ids = [i for part in distributed.gather_objects(list(prompts.ids)) for i in part]
         batch = self.steps.batch_from_rollout(rollout)
-        return _Round(batch, texts, problems, np.asarray(lengths), np.asarray(finish), handle)
+        return _Round(
+            batch,
+            texts,
+            problems,
+            np.asarray(lengths),
+            np.asarray(finish),
+            handle,
+            [i for i in ids for _ in range(group)],
+        )
 
     def collect(
         self,
@@ -244,13 +263,14 @@ class ExperienceCollector:
         rounds = list({id(r): r for r, _, _ in kept}.values())
         offsets = np.cumsum([0] + [r.batch.rows for r in rounds])
         start = {id(r): int(offset) for r, offset in zip(rounds, offsets)}
-        rows, texts, problems, verdicts, lengths, finish = [], [], [], [], [], []
+        rows, texts, problems, verdicts, lengths, finish, ids = [], [], [], [], [], [], []
         for sampled, round_verdicts, index in kept:
             span = slice(index * group, (index + 1) * group)
             rows.extend(range(start[id(sampled)] + span.start, start[id(sampled)] + span.stop))
             texts += sampled.texts[span]
             problems += sampled.problems[span]
             verdicts += round_verdicts[span]
+            ids += sampled.problem_ids[span]
             lengths.append(sampled.lengths[span])
             finish.append(sampled.finish_reason[span])
         if rows == list(range(rounds[0].batch.rows)):
@@ -269,6 +289,7 @@ class ExperienceCollector:
             lengths=np.concatenate(lengths),
             finish_reason=np.concatenate(finish),
             metrics={},
+            problem_ids=ids,
         )
 
 
@@ -303,3 +324,21 @@ def rollout_metrics(
         if name in stats and np.isfinite(stats[name]):  # rates over empty groups are undefined
             out[f"reflection/{name}"] = float(stats[name])
     return out
+
+
+PROBLEM_REWARDS_FILE = "problem_rewards.jsonl"
+"""Per-problem rewards of each RL step in the workdir (read by ``python -m r1jax.select``)."""
+
+
+def append_problem_rewards(path: str, step: int, experience: Experience, group_size: int) -> None:
+    """Appends one JSON line per group: ``{"step", "problem_id", "reward"}``.
+
+    ``reward`` is the group's mean verifier correctness (its accuracy, LIMR's ``r_i^k``,
+    arXiv:2502.11886 §2). Called by process 0 only.
+    """
+    correct = verdict_arrays(experience.verdicts)[0].reshape(-1, group_size)  # [P, G]
+    with open(path, "a") as f:
+        for index, accuracy in enumerate(correct.mean(axis=1)):
+            problem_id = experience.problem_ids[index * group_size]
+            record = {"step": step, "problem_id": problem_id, "reward": float(accuracy)}
+            f.write(json.dumps(record) + "\n")

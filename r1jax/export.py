@@ -39,7 +39,7 @@ from typing import Any
 import jax
 from etils import epath
 
-from r1jax import checkpointing
+from r1jax import build, checkpointing
 from r1jax.models import MODEL_PRESETS, ModelConfig, abstract_params, save_pretrained
 from r1jax.tokenizer import Tokenizer
 
@@ -80,7 +80,7 @@ def model_and_tokenizer(workdir: str, config: dict[str, Any]) -> tuple[ModelConf
     elif name in MODEL_PRESETS:
         directory = os.path.join(workdir, "tokenizer")
     else:
-        directory = name
+        directory = name = build.model_directory(name)
     if not os.path.isfile(os.path.join(directory, "tokenizer.json")):
         raise ExportError(f"no tokenizer.json in {directory} (the run's tokenizer)")
     tokenizer = Tokenizer.from_pretrained(directory)
@@ -98,7 +98,10 @@ def model_and_tokenizer(workdir: str, config: dict[str, Any]) -> tuple[ModelConf
         try:
             with open(path) as f:
                 hf_config = json.load(f)
-            model_config = ModelConfig.from_hf_config(hf_config, dtype=dtype, param_dtype=dtype)
+            param_dtype = model.get("param_dtype", dtype)  # the trained (master) weights' dtype
+            model_config = ModelConfig.from_hf_config(
+                hf_config, dtype=dtype, param_dtype=param_dtype
+            )
         except (OSError, ValueError) as error:
             raise ExportError(
                 f"{path}: cannot read the run's model config ({_short(error)})"

@@ -607,3 +607,19 @@ def model_flops_utilization(
       0.5
     """
     return flops_per_step / step_seconds / (peak_flops_per_device * num_devices)
+
+
+def print_step_summary(step: int, total: int, scalars: Mapping[str, float]) -> None:
+    """One console line per logged step: loss, reward, accuracy, length, KL, entropy, time."""
+    names = (
+        ("loss", "loss"),
+        ("reward", "reward/total"),
+        ("acc", "accuracy"),
+        ("len", "response_length/mean"),
+        ("kl", "kl"),
+        ("ent", "entropy"),
+        ("gnorm", "grad_norm"),
+        ("s", "time/step"),
+    )
+    parts = [f"{label} {scalars[name]:.4g}" for label, name in names if name in scalars]
+    print(f"step {step}/{total}: " + " | ".join(parts), flush=True)

@@ -45,25 +45,17 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import checkpointing, distributed, evaluate, experience, learner, metrics
+from r1jax import build, checkpointing, distributed, evaluate, experience, learner, metrics
 from r1jax import config as config_lib
 from r1jax.data import from_config as data_setup
-from r1jax.data import prompts as prompt_data
 from r1jax.learner import from_config as learner_setup
 from r1jax.models import (
-    MODEL_PRESETS,
-    ModelConfig,
     flops_per_token,
-    init_params,
-    load_pretrained,
     num_params,
     param_shardings,
     save_pretrained,
 )
-from r1jax.tokenizer import Tokenizer
-from r1jax.verifiers import TASKS, VerifierPool
-
-TOKENIZER_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+from r1jax.verifiers import VerifierPool
 
 # Stream constants folded into the root key, so sampling, evaluation and init never share keys.
 INIT_STREAM, SAMPLE_STREAM, EVAL_STREAM = 0, 1, 2
@@ -76,69 +68,6 @@ class TrainingError(RuntimeError):
 # ------------------------------------------------------------------------------------ setup
 
 
-def _task(config: ml_collections.ConfigDict) -> Any:
-    if config.data.task not in TASKS:
-        raise config_lib.ConfigError(
-            f"data.task={config.data.task!r} is not a task; known: {sorted(TASKS)}"
-        )
-    return TASKS[config.data.task]
-
-
-def _prompt_fn(config: ml_collections.ConfigDict, task: Any, tokenizer: Tokenizer | None):
-    template = config.data.template
-    if template == "r1_zero" and "r1_zero" not in getattr(task, "TEMPLATES", {"r1_zero": 0}):
-        template = "base"  # the tasks' own default wording
-    if template == "chat" or config.tokenizer.use_chat_template:
-        return prompt_data.make_prompt_fn(task, template="chat", tokenizer=tokenizer)
-    return prompt_data.make_prompt_fn(task, template=template)
-
-
-def _load_tokenizer(config: ml_collections.ConfigDict, workdir: str, task: Any) -> Tokenizer:
-    if config.tokenizer.path:
-        return Tokenizer.from_pretrained(config.tokenizer.path)
-    if config.model.name not in MODEL_PRESETS:
-        return Tokenizer.from_pretrained(config.model.name)
-    directory = os.path.join(workdir, "tokenizer")
-    distributed.barrier("r1jax-tokenizer-check")  # no process reads a half-written file
-    if os.path.isfile(os.path.join(directory, "tokenizer.json")):
-        return Tokenizer.from_pretrained(directory)
-    # Every process fits the same tokenizer (deterministic); process 0 writes it.
-    tokenizer = Tokenizer.train(
-        data_setup.tokenizer_texts(config, task, _prompt_fn(config, task, None)),
-        vocab_size=256 + len(TOKENIZER_SPECIALS) + 256,
-        special_tokens=TOKENIZER_SPECIALS,
-        min_frequency=20,
-    )
-    if distributed.is_main_process():
-        tokenizer.save_pretrained(directory)
-    distributed.barrier("r1jax-tokenizer-saved")
-    return tokenizer
-
-
-def _load_model(config, tokenizer: Tokenizer, key: jax.Array, mesh, rules):
-    """The model config and its params, created (or read) directly in their shardings."""
-    dtypes = dict(dtype=config.model.dtype, param_dtype=config.model.param_dtype)
-    if config.model.name in MODEL_PRESETS:
-        if config.model.vocab_multiple < 1:
-            raise config_lib.ConfigError(
-                f"model.vocab_multiple={config.model.vocab_multiple}: must be >= 1"
-            )
-        model_config = ModelConfig.from_scratch(
-            config.model.name,
-            tokenizer.vocab_size,
-            vocab_multiple=config.model.vocab_multiple,
-            **dtypes,
-        )
-        return model_config, init_params(model_config, key, mesh=mesh, rules=rules)
-    return load_pretrained(config.model.name, dtype=config.model.dtype, mesh=mesh, rules=rules)
-
-
-def _stop_settings(config, tokenizer) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
-    stop_ids = tuple(tokenizer.eos_token_ids) + tuple(config.tokenizer.extra_stop_token_ids)
-    sequences = tuple(tuple(tokenizer.encode(text)) for text in config.sampling.stop_strings)
-    return stop_ids, tuple(s for s in sequences if s)
-
-
 def _context_stage(config: ml_collections.ConfigDict, rl_step: int) -> tuple[int, int]:
     """``(stage index, max_new_tokens)`` at an RL step (DeepScaleR context lengthening)."""
     stage, length = 0, config.sampling.max_new_tokens
@@ -146,40 +75,6 @@ def _context_stage(config: ml_collections.ConfigDict, rl_step: int) -> tuple[int
         if rl_step >= start:
             stage, length = index + 1, int(tokens)
     return stage, length
-
-
-def _eval_settings(config, tokenizer, stop_ids, stop_sequences) -> evaluate.EvalSettings:
-    """`evaluate.EvalSettings` of ``eval.*`` (read before training: a bad key fails early)."""
-    max_new_tokens = config.eval.max_new_tokens or config.sampling.max_new_tokens
-    return evaluate.EvalSettings(
-        num_samples=config.eval.k,
-        temperature=config.eval.temperature,
-        top_p=config.eval.top_p,
-        greedy=config.eval.greedy,
-        max_new_tokens=max_new_tokens,
-        prompts_per_batch=min(64, config.eval.num_problems),
-        stop_token_ids=stop_ids,
-        stop_sequences=stop_sequences,
-        pad_id=tokenizer.pad_token_id,
-        ks=(1, config.eval.k),
-        budget_forcing=evaluate.budget_forcing_from_config(
-            config.eval.budget_forcing, tokenizer, max_new_tokens=max_new_tokens
-        ),
-    )
-
-
-def pool_workers(config) -> int:
-    """Verifier worker processes: ``verifier.workers``, or when 0 the machine's cores, at most 4
-    (verification is cheap)."""
-    if config.verifier.workers < 0:
-        raise config_lib.ConfigError(
-            f"verifier.workers must be >= 0, got {config.verifier.workers}"
-        )
-    if config.verifier.timeout_seconds <= 0:
-        raise config_lib.ConfigError(
-            f"verifier.timeout_seconds must be > 0, got {config.verifier.timeout_seconds}"
-        )
-    return config.verifier.workers or max(1, min(4, os.cpu_count() or 1))
 
 
 # ------------------------------------------------------------------------------- the trainer
@@ -199,18 +94,18 @@ class Trainer:
         self.main_process = distributed.is_main_process()
         self.log = print if self.main_process else distributed.quiet
         # Devices and the model.
-        self.task = _task(config)
+        self.task = build.task(config)
         self.mesh = distributed.mesh_from_config(config, devices)
         self.rules = distributed.rules_from_config(config, self.mesh)
         self.sft_steps = config.sft.steps if config.sft.mode == "warmup" else 0
         self.total_steps = self.sft_steps + config.steps
         distributed.check_layout(config, self.mesh, self.rules, sft=bool(self.sft_steps))
-        self.tokenizer = _load_tokenizer(config, workdir, self.task)
+        self.tokenizer = build.tokenizer(config, workdir, self.task)
         init_key = jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM)
-        self.model_config, params = _load_model(
+        self.model_config, params = build.model(
             config, self.tokenizer, init_key, self.mesh, self.rules
         )
-        self.prompt_fn = _prompt_fn(config, self.task, self.tokenizer)
+        self.prompt_fn = build.prompt_fn(config, self.task, self.tokenizer)
         # The learner: one state structure for both phases (a reference only if RL uses one).
         self._learners: dict[tuple[bool, int], learner.LearnerConfig] = {}
         self.shape_learner = self.learner_config(sft=False, rl_step=0)
@@ -230,13 +125,11 @@ class Trainer:
             self.sft_batches = data_setup.sft_iterator(
                 config, self.task, self.tokenizer, self.prompt_fn
             )
-        self.stop_ids, self.stop_sequences = _stop_settings(config, self.tokenizer)
+        self.stops = build.stop_settings(config, self.tokenizer, self.model_config.vocab_size)
         self.eval_problems = None
         if config.eval.num_problems:
             self.eval_problems = data_setup.eval_problems(config, self.task)
-            self.eval_settings = _eval_settings(
-                config, self.tokenizer, self.stop_ids, self.stop_sequences
-            )
+            self.eval_settings = build.eval_settings(config, self.tokenizer, self.stops)
         self.root_key = jax.random.key(config.seed)
         self.timer = metrics.Timer()
         self.config_hash = config_lib.config_hash(config)
@@ -326,6 +219,10 @@ class Trainer:
         )
         host.update(collected.metrics)
         host["forward_passes"] = 1.0 + config.forward_passes_per_token  # sampling + update
+        if self.main_process:  # each problem's accuracy, for python -m r1jax.select (LIMR)
+            path = os.path.join(self.workdir, experience.PROBLEM_REWARDS_FILE)
+            group = self.config.sampling.group_size
+            experience.append_problem_rewards(path, step + 1, collected, group)
         samples = [
             {"prompt": problem, "completion": text, "reason": verdict.reason}
             for problem, text, verdict in zip(
@@ -431,7 +328,7 @@ class Trainer:
         self.writer.flush()
         self.bar.update(step, scalars)
         if self.config.logging.console and self.main_process:
-            _print_summary(step, self.total_steps, scalars)
+            metrics.print_step_summary(step, self.total_steps, scalars)
 
     def save(self, step: int, *, force: bool = False) -> None:
         self.checkpointer.save(
@@ -514,7 +411,7 @@ class Trainer:
             },
         )
         self.pool = VerifierPool(
-            pool_workers(config), timeout_seconds=config.verifier.timeout_seconds
+            build.pool_workers(config), timeout_seconds=config.verifier.timeout_seconds
         )
         self.collector = experience.ExperienceCollector(
             config,
@@ -525,8 +422,7 @@ class Trainer:
             steps=self.steps,
             pool=self.pool,
             task=config.data.task,
-            stop_ids=self.stop_ids,
-            stop_sequences=self.stop_sequences,
+            stops=self.stops,
             timer=self.timer,
         )
         self.flops_token = flops_per_token(self.model_config, config.sampling.max_new_tokens)
@@ -536,21 +432,6 @@ class Trainer:
         for closer in ("bar", "writer", "pool", "checkpointer"):
             if hasattr(self, closer):
                 getattr(self, closer).close()
-
-
-def _print_summary(step: int, total: int, scalars: dict[str, float]) -> None:
-    names = (
-        ("loss", "loss"),
-        ("reward", "reward/total"),
-        ("acc", "accuracy"),
-        ("len", "response_length/mean"),
-        ("kl", "kl"),
-        ("ent", "entropy"),
-        ("gnorm", "grad_norm"),
-        ("s", "time/step"),
-    )
-    parts = [f"{label} {scalars[name]:.4g}" for label, name in names if name in scalars]
-    print(f"step {step}/{total}: " + " | ".join(parts), flush=True)
 
 
 # ------------------------------------------------------------------------------------- run

@@ -9,13 +9,15 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
-from r1jax import checkpointing, metrics, train
+from r1jax import build, checkpointing, metrics, train
 from r1jax import config as config_lib
 from r1jax.data import from_config as data_setup
 from r1jax.learner import from_config as learner_setup
 from r1jax.models import ModelConfig
+from r1jax.tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = str(ROOT / "experiments" / "default.py")
@@ -198,14 +200,12 @@ def test_default_recipe_raises_held_out_accuracy(tmp_path):
 def test_a_from_scratch_tokenizer_is_fit_on_the_warm_start_traces():
     """Words of every method the SFT mixture names (``carry``, ``write``) become tokens."""
     config = config_lib.load_config(DEFAULT)
-    task = train._task(config)
-    texts = data_setup.tokenizer_texts(
-        config, task, train._prompt_fn(config, task, None), count=400
-    )
+    task = build.task(config)
+    texts = data_setup.tokenizer_texts(config, task, build.prompt_fn(config, task, None), count=400)
     assert any("carry" in text for text in texts)  # the long traces are in the fit
     assert any(text.startswith("</think> <answer>") for text in texts)  # and the direct ones
-    tokenizer = train.Tokenizer.train(
-        texts, vocab_size=512, special_tokens=train.TOKENIZER_SPECIALS, min_frequency=20
+    tokenizer = Tokenizer.train(
+        texts, vocab_size=512, special_tokens=build.TOKENIZER_SPECIALS, min_frequency=20
     )
     assert len(tokenizer.encode(" carry")) == 1
     assert len(tokenizer.encode(" write")) == 1
@@ -213,8 +213,8 @@ def test_a_from_scratch_tokenizer_is_fit_on_the_warm_start_traces():
 
 def test_without_a_warm_start_the_tokenizer_sees_the_default_traces():
     config = config_lib.load_config(DEFAULT, ["sft.mode=none"])
-    task = train._task(config)
-    texts = data_setup.tokenizer_texts(config, task, train._prompt_fn(config, task, None), count=50)
+    task = build.task(config)
+    texts = data_setup.tokenizer_texts(config, task, build.prompt_fn(config, task, None), count=50)
     assert not any("carry" in text for text in texts)
     completions = texts[1::2]  # prompt, worked solution, prompt, ...
     assert len(completions) == 50
@@ -223,13 +223,13 @@ def test_without_a_warm_start_the_tokenizer_sees_the_default_traces():
 
 def test_verifier_settings_are_checked():
     config = config_lib.load_config("", ["verifier.workers=3"])
-    assert train.pool_workers(config) == 3
+    assert build.pool_workers(config) == 3
     config.verifier.timeout_seconds = 0.0
     with pytest.raises(config_lib.ConfigError, match=r"verifier\.timeout_seconds"):
-        train.pool_workers(config)
+        build.pool_workers(config)
     config = config_lib.load_config("", ["verifier.workers=-1"])
     with pytest.raises(config_lib.ConfigError, match=r"verifier\.workers"):
-        train.pool_workers(config)
+        build.pool_workers(config)
 
 
 def test_update_settings_reach_the_step_and_bad_ones_are_config_errors():
@@ -264,9 +264,9 @@ def test_the_warm_start_has_its_own_learning_rate_schedule():
 @pytest.mark.parametrize("step", [32, 64])
 def test_warm_start_batches_pad_to_a_multiple_of_the_bucket_step(tmp_path, step):
     config = config_lib.load_config(DEFAULT, [f"sft.bucket_step={step}", "sft.batch_size=8"])
-    task = train._task(config)
-    tokenizer = train._load_tokenizer(config, str(tmp_path), task)
-    prompt_fn = train._prompt_fn(config, task, tokenizer)
+    task = build.task(config)
+    tokenizer = build.tokenizer(config, str(tmp_path), task)
+    prompt_fn = build.prompt_fn(config, task, tokenizer)
     batches = data_setup.sft_iterator(config, task, tokenizer, prompt_fn)
     for _ in range(3):
         batch = next(batches)
@@ -276,17 +276,17 @@ def test_warm_start_batches_pad_to_a_multiple_of_the_bucket_step(tmp_path, step)
 
 def test_a_vocab_multiple_below_one_is_a_config_error(tmp_path):
     config = config_lib.load_config(DEFAULT, ["model.vocab_multiple=0"])
-    tokenizer = train._load_tokenizer(config, str(tmp_path), train._task(config))
+    tokenizer = build.tokenizer(config, str(tmp_path), build.task(config))
     with pytest.raises(config_lib.ConfigError, match=r"model\.vocab_multiple=0"):
-        train._load_model(config, tokenizer, jax.random.key(0), None, None)
+        build.model(config, tokenizer, jax.random.key(0), None, None)
 
 
 def test_a_bucket_step_below_one_is_a_config_error(tmp_path):
     config = config_lib.load_config(DEFAULT, ["sft.bucket_step=0"])
-    task = train._task(config)
-    tokenizer = train._load_tokenizer(config, str(tmp_path), task)
+    task = build.task(config)
+    tokenizer = build.tokenizer(config, str(tmp_path), task)
     with pytest.raises(config_lib.ConfigError, match=r"sft\.bucket_step=0"):
-        data_setup.sft_iterator(config, task, tokenizer, train._prompt_fn(config, task, tokenizer))
+        data_setup.sft_iterator(config, task, tokenizer, build.prompt_fn(config, task, tokenizer))
 
 
 def test_dapo_with_an_explicit_clip_trains_with_it_and_records_it(tmp_path, monkeypatch):
@@ -312,3 +312,32 @@ def test_dapo_with_an_explicit_clip_trains_with_it_and_records_it(tmp_path, monk
         assert recorded["clip_eps_high"] == (0.28 if clip is None else 0.2)
         assert built[-1].algorithm.clip_eps_high == (0.28 if clip is None else 0.2)
         assert built[-1].rewards.overlong_enabled  # the rest of DAPO's preset applies
+
+
+def test_the_rollout_stays_on_the_device(tmp_path, monkeypatch):
+    """Per RL step only the completions' tokens, lengths and finish reasons reach the host, and
+    only ``[B]`` verdict arrays go back to the device: no full-rollout round trip."""
+    from r1jax import distributed, experience
+
+    to_host, put_rows = [], []
+    real_to_host, real_put_rows = distributed.to_host, distributed.put_rows
+
+    def recording_to_host(tree):
+        to_host.append([leaf.shape for leaf in jax.tree.leaves(tree)])
+        return real_to_host(tree)
+
+    def recording_put_rows(tree, sharding):
+        put_rows.append([np.shape(leaf) for leaf in jax.tree.leaves(tree)])
+        return real_put_rows(tree, sharding)
+
+    monkeypatch.setattr(experience.distributed, "to_host", recording_to_host)
+    monkeypatch.setattr(experience.distributed, "put_rows", recording_put_rows)
+    overrides = ["sft.mode=none", "steps=2", "eval.num_problems=0", "mesh.data=1"]
+    config = config_lib.load_config(f"{DEFAULT}:smoke", overrides)
+    train.run(config, str(tmp_path), devices=jax.devices()[:1])
+    rows = config.data.prompts_per_step * config.sampling.group_size
+    width = config.sampling.max_new_tokens
+    # Two RL steps' tokens, lengths and finish reasons; then the export's params at the end.
+    assert to_host[:2] == [[(rows, width), (rows,), (rows,)]] * 2
+    assert len(to_host) == 3
+    assert put_rows and all(shapes == [(rows,)] for shapes in put_rows)  # the verdicts

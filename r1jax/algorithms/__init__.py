@@ -6,8 +6,11 @@ algorithm's config class (``CONFIG``), its named presets (``PRESETS``: config ke
 sets) and the config class's methods. Adding an algorithm is one new module and one line here
 (README, "Add an algorithm").
 
-- ``policy_gradient``: GRPO, Dr. GRPO, DAPO, GSPO, REINFORCE++ (with and without baseline),
-  RLOO.
+- ``policy_gradient``: GRPO, Dr. GRPO, DAPO, GSPO, CISPO, GMPO, REINFORCE++ (with and without
+  baseline), RLOO.
+- ``raft``: reward-ranked fine-tuning on the policy's own correct samples.
+- ``online_dpo``: DPO on pairs built from each step's verified groups, iterative with
+  ``reference.mode=reset_every``.
 - ``ppo``: PPO with a learned critic (Open-Reasoner-Zero, TinyZero).
 - ``prime``: PRIME, with an implicit process reward model trained online.
 - ``sft``: supervised fine-tuning (the warm start).
@@ -16,7 +19,7 @@ sets) and the config class's methods. Adding an algorithm is one new module and 
 from types import ModuleType
 from typing import Any
 
-from r1jax.algorithms import policy_gradient, ppo, prime, sft
+from r1jax.algorithms import online_dpo, policy_gradient, ppo, prime, raft, sft
 
 ALGORITHMS: dict[str, ModuleType] = {
     "grpo": policy_gradient,
@@ -26,6 +29,11 @@ ALGORITHMS: dict[str, ModuleType] = {
     "reinforce_pp": policy_gradient,
     "reinforce_pp_baseline": policy_gradient,
     "rloo": policy_gradient,
+    "cispo": policy_gradient,
+    "gmpo": policy_gradient,
+    "raft": raft,
+    "online_dpo": online_dpo,
+    "iterative_dpo": online_dpo,
     "ppo": ppo,
     "ppo_tinyzero": ppo,
     "prime": prime,
@@ -40,9 +48,7 @@ def module_of(name: str) -> ModuleType:
       ValueError: an unknown name (the message lists the known ones).
     """
     if name not in ALGORITHMS:
-        raise ValueError(
-            f"objective.algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}"
-        )
+        raise ValueError(f"objective.algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}")
     return ALGORITHMS[name]
 
 
@@ -59,9 +65,11 @@ def preset(name: str) -> dict[str, Any]:
 __all__ = [
     "ALGORITHMS",
     "module_of",
+    "online_dpo",
     "policy_gradient",
     "ppo",
     "preset",
     "prime",
+    "raft",
     "sft",
 ]

@@ -260,12 +260,7 @@ class PolicyGradient:
         return jnp.where(mask, per_row[:, None], 0.0)  # [B, T]
 
     def denominator(self, prepared: Mapping[str, jax.Array], config: Any) -> jax.Array:
-        return objectives.aggregation_denominator(
-            prepared["loss_mask"], mode=self.aggregation, max_length=self._constant(config)
-        )
-
-    def _constant(self, config: Any) -> int:
-        return self.aggregation_constant or config.max_new_tokens
+        return loss_denominator(self, prepared, config)
 
     # ------------------------------------------------------------------ per micro-batch
 
@@ -278,47 +273,100 @@ class PolicyGradient:
         denominator: jax.Array,
         config: Any,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        in_loss = self.uses_reference and self.kl_placement == "loss"
         corrected = self.uses_learner_logprobs
-        loss, metrics = objectives.policy_gradient_loss(
+        return surrogate_loss(
+            self,
             logprobs,
-            batch.learner_logprobs if corrected else batch.old_logprobs,
-            batch.reference_logprobs if in_loss else None,
-            prepared["advantages"],
-            prepared["loss_mask"],
+            entropy,
+            batch,
+            prepared,
+            denominator,
+            config,
             surrogate=self.surrogate,
-            eps_low=self.clip_eps_low,
-            eps_high=self.clip_eps_high,
-            dual_clip=self.dual_clip or None,
-            log_ratio_clip=self.logratio_clamp,
-            kl_coef=self.kl_coef if in_loss else 0.0,
-            kl_estimator=self.kl_estimator,
-            aggregation_mode=self.aggregation,
-            max_length=self._constant(config),
-            entropy=entropy,
-            entropy_coef=self.entropy_coef,
-            denominator=denominator,
+            kl_in_loss=self.uses_reference and self.kl_placement == "loss",
+            old_logprobs=batch.learner_logprobs if corrected else batch.old_logprobs,
             rollout_weights=prepared["rollout_weights"] if corrected else None,
         )
-        tokens = metrics["num_tokens"]
-        sums = {
-            "loss": jax.lax.stop_gradient(loss),
-            "pg_loss": metrics["pg_loss"],
-            "tokens": tokens,
-            "clipped_tokens": metrics["clip_frac"] * tokens,
-            "abs_log_ratio": metrics["abs_log_ratio_mean"] * tokens,
-            "entropy": metrics["entropy"] * tokens,
-        }
-        if in_loss:
-            sums["kl"] = metrics["kl"] * tokens
-        return loss, sums
 
     def summarize(self, sums: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-        metrics = per_token_means(sums, ("entropy", "kl", "abs_log_ratio"))
-        tokens = jnp.maximum(jnp.sum(sums["tokens"]), 1.0)
-        metrics["pg_loss"] = jnp.mean(sums["pg_loss"])
-        metrics["clip_fraction"] = jnp.sum(sums["clipped_tokens"]) / tokens
-        return metrics
+        return surrogate_metrics(sums)
+
+
+def loss_denominator(algorithm: Any, prepared: Mapping[str, jax.Array], config: Any) -> jax.Array:
+    """The mini-batch's aggregation denominator of ``algorithm.aggregation`` (its constant
+    ``aggregation_constant``, or the stage's ``T``), shared by every clipped-surrogate algorithm."""
+    return objectives.aggregation_denominator(
+        prepared["loss_mask"],
+        mode=algorithm.aggregation,
+        max_length=algorithm.aggregation_constant or config.max_new_tokens,
+    )
+
+
+def surrogate_loss(
+    algorithm: Any,
+    logprobs: jax.Array,
+    entropy: jax.Array,
+    batch: Any,
+    prepared: Mapping[str, jax.Array],
+    denominator: jax.Array,
+    config: Any,
+    *,
+    surrogate: str,
+    kl_in_loss: bool,
+    old_logprobs: jax.Array | None = None,
+    rollout_weights: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """One micro-batch's `r1jax.objectives.policy_gradient_loss` and its additive metric sums,
+    for any algorithm with the clip fields (``clip_eps_low``, ``clip_eps_high``, ``dual_clip``,
+    ``logratio_clamp``), the KL fields, ``aggregation``/``aggregation_constant`` and
+    ``entropy_coef``, and ``prepared["advantages"]`` / ``["loss_mask"]`` (PPO and PRIME use it
+    too).
+
+    ``old_logprobs`` default to the sampler's; ``rollout_weights`` are rollout correction's
+    ``[b, T]`` importance weights, or None.
+    """
+    loss, metrics = objectives.policy_gradient_loss(
+        logprobs,
+        batch.old_logprobs if old_logprobs is None else old_logprobs,
+        batch.reference_logprobs if kl_in_loss else None,
+        prepared["advantages"],
+        prepared["loss_mask"],
+        surrogate=surrogate,
+        eps_low=algorithm.clip_eps_low,
+        eps_high=algorithm.clip_eps_high,
+        dual_clip=getattr(algorithm, "dual_clip", 0.0) or None,
+        log_ratio_clip=algorithm.logratio_clamp,
+        kl_coef=algorithm.kl_coef if kl_in_loss else 0.0,
+        kl_estimator=algorithm.kl_estimator,
+        aggregation_mode=algorithm.aggregation,
+        max_length=algorithm.aggregation_constant or config.max_new_tokens,
+        entropy=entropy,
+        entropy_coef=algorithm.entropy_coef,
+        denominator=denominator,
+        rollout_weights=rollout_weights,
+    )
+    tokens = metrics["num_tokens"]
+    sums = {
+        "loss": jax.lax.stop_gradient(loss),
+        "pg_loss": metrics["pg_loss"],
+        "tokens": tokens,
+        "clipped_tokens": metrics["clip_frac"] * tokens,
+        "abs_log_ratio": metrics["abs_log_ratio_mean"] * tokens,
+        "entropy": metrics["entropy"] * tokens,
+    }
+    if kl_in_loss:
+        sums["kl"] = metrics["kl"] * tokens
+    return loss, sums
+
+
+def surrogate_metrics(sums: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """The step's metrics of `surrogate_loss`'s sums: per-token entropy, KL and ``|log ρ|``,
+    the mean policy loss and the clipped fraction."""
+    metrics = per_token_means(sums, ("entropy", "kl", "abs_log_ratio"))
+    tokens = jnp.maximum(jnp.sum(sums["tokens"]), 1.0)
+    metrics["pg_loss"] = jnp.mean(sums["pg_loss"])
+    metrics["clip_fraction"] = jnp.sum(sums["clipped_tokens"]) / tokens
+    return metrics
 
 
 CONFIG = PolicyGradient

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from r1jax import objectives
-from r1jax.algorithms.base import per_token_means
+from r1jax.algorithms import policy_gradient
 from r1jax.learner import auxiliary as auxiliary_lib
 from r1jax.learner.logprobs import _rows_in_chunks
 
@@ -201,14 +201,7 @@ class PPO:
         return prepared, metrics
 
     def denominator(self, prepared: Mapping[str, jax.Array], config: Any) -> jax.Array:
-        return objectives.aggregation_denominator(
-            prepared["loss_mask"], mode=self.aggregation, max_length=self._constant(config)
-        )
-
-    def _constant(self, config: Any) -> int:
-        return self.aggregation_constant or config.max_new_tokens
-
-    # ------------------------------------------------------------------ per micro-batch
+        return policy_gradient.loss_denominator(self, prepared, config)
 
     def loss(
         self,
@@ -219,45 +212,20 @@ class PPO:
         denominator: jax.Array,
         config: Any,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        in_loss = self.uses_reference and self.kl_placement == "loss"
-        loss, metrics = objectives.policy_gradient_loss(
+        return policy_gradient.surrogate_loss(
+            self,
             logprobs,
-            batch.old_logprobs,
-            batch.reference_logprobs if in_loss else None,
-            prepared["advantages"],
-            prepared["loss_mask"],
+            entropy,
+            batch,
+            prepared,
+            denominator,
+            config,
             surrogate="clip",
-            eps_low=self.clip_eps_low,
-            eps_high=self.clip_eps_high,
-            dual_clip=self.dual_clip or None,
-            log_ratio_clip=self.logratio_clamp,
-            kl_coef=self.kl_coef if in_loss else 0.0,
-            kl_estimator=self.kl_estimator,
-            aggregation_mode=self.aggregation,
-            max_length=self._constant(config),
-            entropy=entropy,
-            entropy_coef=self.entropy_coef,
-            denominator=denominator,
+            kl_in_loss=self.uses_reference and self.kl_placement == "loss",
         )
-        tokens = metrics["num_tokens"]
-        sums = {
-            "loss": jax.lax.stop_gradient(loss),
-            "pg_loss": metrics["pg_loss"],
-            "tokens": tokens,
-            "clipped_tokens": metrics["clip_frac"] * tokens,
-            "abs_log_ratio": metrics["abs_log_ratio_mean"] * tokens,
-            "entropy": metrics["entropy"] * tokens,
-        }
-        if in_loss:
-            sums["kl"] = metrics["kl"] * tokens
-        return loss, sums
 
     def summarize(self, sums: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-        metrics = per_token_means(sums, ("entropy", "kl", "abs_log_ratio"))
-        tokens = jnp.maximum(jnp.sum(sums["tokens"]), 1.0)
-        metrics["pg_loss"] = jnp.mean(sums["pg_loss"])
-        metrics["clip_fraction"] = jnp.sum(sums["clipped_tokens"]) / tokens
-        return metrics
+        return policy_gradient.surrogate_metrics(sums)
 
     # ------------------------------------------------------------------ the critic
 

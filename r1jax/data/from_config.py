@@ -7,8 +7,8 @@ the prompt and SFT batch iterators, the held-out problems and a from-scratch tok
   ``eval.split``, or the generator with a held-out seed.
 * ``sft.source``: a JSONL/Parquet file of ``prompt``/``response`` rows, or
   ``reference[:METHOD=WEIGHT,...]`` for the task's reference traces, mixing methods with the
-  given weights; the method ``direct`` is the trace's last line only (the answer without the
-  reasoning). Empty means ``reference``.
+  given weights; the method ``direct`` keeps the trace from its ``</think>`` on (the answer
+  without the reasoning). Empty means ``reference``.
 
 Each process reads its own share of every batch (``batch_size // jax.process_count()``).
 """
@@ -70,8 +70,10 @@ def mixed_reference_source(task: Any, spec: str, *, seed: int, options: dict) ->
             response = task.reference_completion(problem, rng)
         else:
             response = task.reference_completion(problem, rng, method=method)
-        if method == "direct":
-            response = response.strip().splitlines()[-1]
+        if method == "direct":  # the answer without the reasoning
+            cut = response.rfind("</think>")
+            response = response[cut:] if cut >= 0 else response.strip().splitlines()[-1]
+            response = response.strip()
         return {**problem, "response": response, "sft_method": method or "default"}
 
     generate.__name__ = "reference_mixture"
@@ -102,6 +104,15 @@ def tokenizer_texts(config: ml_collections.ConfigDict, task: Any, prompt_fn, cou
     return texts
 
 
+def chat_template_used(config: ml_collections.ConfigDict) -> bool:
+    """Whether prompts are rendered through the model's chat template."""
+    return config.data.template == "chat" or config.tokenizer.use_chat_template
+
+
+def _response(example: dict) -> str:
+    return example["response"]
+
+
 def _read_options():
     import grain
 
@@ -111,6 +122,7 @@ def _read_options():
 def sft_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt_fn) -> Any:
     """The warm start's batches of ``sft.batch_size`` rows (this process's share)."""
     spec = config.sft.source or "reference"
+    response_of = _response
     if spec.startswith("reference"):
         if not hasattr(task, "reference_completion"):
             raise config_lib.ConfigError(
@@ -122,15 +134,25 @@ def sft_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt
         )
         text_of_prompt = prompt_fn
     else:
-        source = sources.load_problems(
+        source = sft_data.load_sft_examples(
             spec,
-            fields={"prompt": "prompt", "response": "response"},
-            text_fields=("prompt", "response"),
+            prompt_field=config.sft.prompt_field,
+            response_field=config.sft.response_field,
+            id_field=config.sft.id_field,
             on_bad_row=config.data.on_bad_row,
         )
+        if chat_template_used(config):  # rendered exactly as the RL prompts are
+            text_of_prompt, response_of = sft_data.chat_sft_fns(
+                tokenizer,
+                system_prompt=config.data.system_prompt or None,
+                user_template=config.data.user_template or None,
+                prefill=config.data.prefill,
+                task=task,
+            )
+        else:
 
-        def text_of_prompt(example):
-            return example["prompt"]
+            def text_of_prompt(example):
+                return example["question"]
 
     # A whole example must fit: cutting prompts only for long responses would teach the model
     # that a shorter prompt means a longer answer. Examples that do not fit are skipped.
@@ -140,6 +162,7 @@ def sft_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt
     return sft_data.sft_batches(
         source,
         prompt_fn=text_of_prompt,
+        response_fn=response_of,
         tokenizer=tokenizer,
         batch_size=config.sft.batch_size // jax.process_count(),
         buckets=padding.linear_buckets(longest, step=config.sft.bucket_step),

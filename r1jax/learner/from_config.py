@@ -16,6 +16,7 @@ import ml_collections
 
 from r1jax import algorithms
 from r1jax import config as config_lib
+from r1jax.algorithms import rollout_correction
 from r1jax.learner import auxiliary as auxiliary_lib
 from r1jax.learner.config import LearnerConfig
 from r1jax.learner.optimizer import OptimizerConfig
@@ -36,9 +37,7 @@ def reward_config(section: ml_collections.ConfigDict) -> RewardConfig:
     return config_lib.to_dataclass(RewardConfig, flat)
 
 
-def optimizer_config(
-    config: ml_collections.ConfigDict, *, sft: bool
-) -> OptimizerConfig:
+def optimizer_config(config: ml_collections.ConfigDict, *, sft: bool) -> OptimizerConfig:
     """AdamW settings of ``optim.*``; the warm start takes its lr and schedule from ``sft.*``
     (its schedule ends with ``sft.steps``)."""
     opt = config.optim
@@ -106,13 +105,20 @@ def algorithm_config(config: ml_collections.ConfigDict) -> Any:
     """The frozen algorithm object of ``objective.algorithm`` from the ``objective.*`` keys."""
     objective = config.objective
     module = algorithms.module_of(objective.algorithm)
-    algorithm = config_lib.to_dataclass(
-        module.CONFIG, objective, **auxiliary_fields(module.CONFIG, config)
-    )
+    resolved = {}
+    if "rollout_correction" in {field.name for field in dataclasses.fields(module.CONFIG)}:
+        resolved["rollout_correction"] = rollout_correction.from_config(
+            objective.rollout_correction.to_dict(),
+            sampler_dtype=config.sampling.dtype or config.model.dtype,
+            learner_dtype=config.model.dtype,
+        )
+    resolved.update(auxiliary_fields(module.CONFIG, config))
+    algorithm = config_lib.to_dataclass(module.CONFIG, objective, **resolved)
     if config.reference.mode == "none" and algorithm.uses_reference:
         raise config_lib.ConfigError(
-            f"reference.mode='none' keeps no reference model, but objective.kl_coef="
-            f"{objective.kl_coef} needs one: set objective.kl_coef=0 or reference.mode=frozen"
+            f"reference.mode='none' keeps no reference model, but objective.algorithm="
+            f"{objective.algorithm} with objective.kl_coef={objective.kl_coef} needs one: "
+            "set reference.mode=frozen (or objective.kl_coef=0 where the algorithm allows it)"
         )
     return algorithm
 

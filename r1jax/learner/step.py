@@ -3,7 +3,9 @@
 `train_step_fn(state, batch, config)` is a single ``jax.jit`` that donates the state. In order:
 
 1. the reference's ``[B, T]`` log-probs when the algorithm needs them and the batch does not
-   carry them (the trainer usually computes them while the host verifies);
+   carry them (the trainer usually computes them while the host verifies); likewise the
+   policy's own log-probs before any update (``Batch.learner_logprobs``) when the algorithm's
+   ``uses_learner_logprobs`` says so (rollout correction);
 2. ``config.algorithm.prepare``: rewards, advantages and the loss mask on the full batch;
 3. for each of ``num_iterations x minibatches_per_step`` optimizer updates: the mini-batch's
    loss denominator (``algorithm.denominator``), then gradients of ``algorithm.loss`` summed
@@ -127,6 +129,9 @@ def train_step_fn(
         batch = batch.replace(
             reference_logprobs=reference_logprobs_fn(state.reference, batch, config)
         )
+    if getattr(algorithm, "uses_learner_logprobs", False) and batch.learner_logprobs is None:
+        # The learner's own π_old (rollout correction): the policy before any update.
+        batch = batch.replace(learner_logprobs=reference_logprobs_fn(state.policy, batch, config))
     if config.auxiliary_models:
         # Scores of the auxiliary models before any update (e.g. PPO's old values).
         aux_params = {name: model["params"] for name, model in state.aux.items()}

@@ -171,6 +171,7 @@ def load_pretrained(
     path: str | Path,
     *,
     dtype: str = "float32",
+    param_dtype: str | None = None,
     mesh: Mesh | None = None,
     rules: ShardingRules | None = None,
 ) -> tuple[ModelConfig, Params]:
@@ -184,12 +185,15 @@ def load_pretrained(
     Args:
       path: a directory with ``config.json`` and ``model.safetensors`` or
         ``model.safetensors.index.json`` plus its shards.
-      dtype: param and compute dtype (``float32`` or ``bfloat16``).
+      dtype: compute dtype (``float32`` or ``bfloat16``).
+      param_dtype: the dtype params are stored (and trained) in; None means ``dtype``. Training
+        keeps float32 master weights (``param_dtype="float32"``) whatever the checkpoint's
+        dtype, so small updates (lr 1e-6) do not round away.
       mesh: the device mesh to place params on; single default device when None.
       rules: logical -> mesh axis rules.
 
     Returns:
-      The `ModelConfig` (with ``dtype`` and ``param_dtype`` set to ``dtype``) and params.
+      The `ModelConfig` (with ``dtype`` and ``param_dtype`` set) and params.
 
     Raises:
       FileNotFoundError: a missing directory, ``config.json`` or weight file (named).
@@ -203,6 +207,8 @@ def load_pretrained(
     config_file = path / "config.json"
     try:
         config = ModelConfig.from_hf_config(_read_json(config_file), dtype=dtype)
+        if param_dtype is not None:
+            config = dataclasses.replace(config, param_dtype=param_dtype)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{config_file}: {err}") from err
     weight_map = _weight_map(path)

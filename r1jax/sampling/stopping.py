@@ -290,16 +290,20 @@ def matches_stop_string(recent: jax.Array, table: jax.Array) -> jax.Array:
     strings = table.shape[0]
     if strings == 0:
         return jnp.zeros(recent.shape[:1], bool)
-    rows = jnp.arange(strings)[None, :]  # [1, N]
-    state = jnp.zeros((recent.shape[0], strings), jnp.int32)  # [B, N]
+    vocab = table.shape[2]
+    flat = table.reshape(strings, -1)  # [N, Q*V]: one 1-D gather per string and token
     hit = jnp.zeros(recent.shape[:1], bool)
-    for column in range(recent.shape[1]):  # static K, a few gathers each
-        token = recent[:, column]  # [B]
-        present = token >= 0
-        step = table[rows, state, jnp.maximum(token, 0)[:, None]].astype(jnp.int32)  # [B, N]
-        is_hit = step == STRING_HIT
-        hit = present & jnp.any(is_hit, axis=-1)  # only the newest token's value survives
-        state = jnp.where(present[:, None] & ~is_hit, step, 0)
+    for n in range(strings):  # static N and K: a few small gathers each
+        state = jnp.zeros(recent.shape[:1], jnp.int32)  # [B]
+        for column in range(recent.shape[1]):
+            token = recent[:, column]  # [B]
+            present = token >= 0
+            step = jnp.take(flat[n], state * vocab + jnp.maximum(token, 0)).astype(jnp.int32)
+            is_hit = step == STRING_HIT
+            last = column == recent.shape[1] - 1
+            if last:  # only the newest token's value counts
+                hit = hit | (present & is_hit)
+            state = jnp.where(present & ~is_hit, step, 0)
     return hit
 
 
