@@ -623,3 +623,77 @@ def print_step_summary(step: int, total: int, scalars: Mapping[str, float]) -> N
     )
     parts = [f"{label} {scalars[name]:.4g}" for label, name in names if name in scalars]
     print(f"step {step}/{total}: " + " | ".join(parts), flush=True)
+
+
+class StepLogger:
+    """Where a training run's step metrics go: metric writers, the progress bar, the console.
+
+    ``log`` adds the step's timings, tokens per second and model FLOP utilisation (forward-pass
+    equivalents per token, as the phase reports them in ``host["forward_passes"]``, times the
+    forward FLOPs of one token; prompt tokens are left out) to the device and host metrics.
+
+    Args:
+      config: the resolved run config (``logging.*``).
+      workdir: the run directory.
+      total_steps: warm-start plus RL steps (the progress bar's length).
+      start: the step the run starts (or resumes) at.
+      flops_per_token: forward FLOPs of one generated token (`r1jax.models.flops_per_token`).
+      main_process: whether this process writes the bar and the console.
+    """
+
+    def __init__(self, config, workdir: str, *, total_steps: int, start: int, flops_per_token):
+        import jax
+
+        logging = config.logging
+        self.total_steps, self.flops_per_token, self.peak = total_steps, flops_per_token, None
+        self.console = logging.console and jax.process_index() == 0
+        self.writer = create_writer(
+            workdir,
+            console=False,
+            jsonl=logging.jsonl,
+            tensorboard=logging.tensorboard,
+            wandb_project=logging.wandb_project if logging.wandb else None,
+            wandb_config=json.loads(json.dumps(config.to_dict(), default=str)),
+            process_index=jax.process_index(),
+            run_name=logging.run_name or os.path.basename(workdir),
+            resume_from_step=start if start else None,
+        )
+        self.bar = ProgressBar(
+            total_steps,
+            initial_step=start,
+            enabled=logging.progress_bar and jax.process_index() == 0,
+            postfix_keys={
+                "reward": "reward/total",
+                "acc": "accuracy",
+                "len": "response_length/mean",
+            },
+        )
+
+    def log(self, step: int, elapsed: float, device_metrics, host, samples, timer: Timer) -> None:
+        """Writes one step's metrics (``samples``: completions to keep, may be empty)."""
+        import jax
+
+        scalars = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+        scalars.update(host)
+        scalars.update(timer.durations())
+        scalars["time/step"] = elapsed
+        scalars["tokens_per_second"] = host["tokens"] / max(elapsed, 1e-9)
+        if self.peak is None:
+            self.peak = peak_flops(jax.devices()[0])
+        scalars["mfu"] = model_flops_utilization(
+            host["forward_passes"] * self.flops_per_token * host["tokens"],
+            elapsed,
+            peak_flops_per_device=self.peak,
+            num_devices=jax.device_count(),
+        )
+        self.writer.write_scalars(step, scalars)
+        if samples:
+            self.writer.write_texts(step, {"samples": json.dumps(samples, default=str)})
+        self.writer.flush()
+        self.bar.update(step, scalars)
+        if self.console:
+            print_step_summary(step, self.total_steps, scalars)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()

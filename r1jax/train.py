@@ -262,8 +262,10 @@ class Trainer:
         if self.main_process:  # every process has the same results
             print(evaluate.format_summary(results, label=f"{label} (step {step})"), flush=True)
         scalars = {f"eval/{k}": float(v) for k, v in results.items() if isinstance(v, int | float)}
-        self.writer.write_scalars(max(step, 0), scalars)
-        self.writer.write_texts(max(step, 0), {"eval_examples": json.dumps(results["examples"])})
+        self.logger.writer.write_scalars(max(step, 0), scalars)
+        self.logger.writer.write_texts(
+            max(step, 0), {"eval_examples": json.dumps(results["examples"])}
+        )
         return results
 
     # ----------------------------------------------------------------------- the run
@@ -304,32 +306,6 @@ class Trainer:
         self.log(f"r1jax: resumed {self.workdir} at step {start}", flush=True)
         return start
 
-    def log_step(self, step: int, elapsed: float, device_metrics, host, samples) -> None:
-        """Writes one step's metrics: the step's, the host's, timings and MFU."""
-        scalars = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-        scalars.update(host)
-        scalars.update(self.timer.durations())
-        scalars["time/step"] = elapsed
-        scalars["tokens_per_second"] = host["tokens"] / max(elapsed, 1e-9)
-        if self.peak_flops is None:
-            self.peak_flops = metrics.peak_flops(jax.devices()[0])
-        # Forward-pass equivalents per token (sampling 1, forward + backward 3 per pass, the
-        # reference 1) times the forward FLOPs of a token; prompt tokens are left out.
-        scalars["mfu"] = metrics.model_flops_utilization(
-            host["forward_passes"] * self.flops_token * host["tokens"],
-            elapsed,
-            peak_flops_per_device=self.peak_flops,
-            num_devices=jax.device_count(),
-        )
-        scalars["phase_sft"] = float(step <= self.sft_steps)
-        self.writer.write_scalars(step, scalars)
-        if samples:
-            self.writer.write_texts(step, {"samples": json.dumps(samples, default=str)})
-        self.writer.flush()
-        self.bar.update(step, scalars)
-        if self.config.logging.console and self.main_process:
-            metrics.print_step_summary(step, self.total_steps, scalars)
-
     def save(self, step: int, *, force: bool = False) -> None:
         self.checkpointer.save(
             step, train_state=self.state.to_tree(), host_state=self.host_state(step), force=force
@@ -357,7 +333,8 @@ class Trainer:
                 if self.checkpointer.should_save(step):
                     self.save(step)
                 if step % config.logging.every == 0 or step == self.total_steps:
-                    self.log_step(step, elapsed, device_metrics, host, samples)
+                    host["phase_sft"] = float(step <= self.sft_steps)
+                    self.logger.log(step, elapsed, device_metrics, host, samples, self.timer)
                 rl_steps = step - self.sft_steps
                 every = config.eval.every
                 if every and rl_steps > 0 and rl_steps % every == 0 and step < self.total_steps:
@@ -389,26 +366,12 @@ class Trainer:
             async_save=config.checkpoint.async_save,
         )
         self.start = self.restore()
-        self.writer = metrics.create_writer(
+        self.logger = metrics.StepLogger(
+            config,
             self.workdir,
-            console=False,
-            jsonl=config.logging.jsonl,
-            tensorboard=config.logging.tensorboard,
-            wandb_project=config.logging.wandb_project if config.logging.wandb else None,
-            wandb_config=config_lib.config_to_dict(config),
-            process_index=jax.process_index(),
-            run_name=config.logging.run_name or os.path.basename(self.workdir),
-            resume_from_step=self.start if self.start else None,
-        )
-        self.bar = metrics.ProgressBar(
-            self.total_steps,
-            initial_step=self.start,
-            enabled=config.logging.progress_bar and self.main_process,
-            postfix_keys={
-                "reward": "reward/total",
-                "acc": "accuracy",
-                "len": "response_length/mean",
-            },
+            total_steps=self.total_steps,
+            start=self.start,
+            flops_per_token=flops_per_token(self.model_config, config.sampling.max_new_tokens),
         )
         self.pool = VerifierPool(
             build.pool_workers(config), timeout_seconds=config.verifier.timeout_seconds
@@ -425,11 +388,9 @@ class Trainer:
             stops=self.stops,
             timer=self.timer,
         )
-        self.flops_token = flops_per_token(self.model_config, config.sampling.max_new_tokens)
-        self.peak_flops = None
 
     def close(self) -> None:
-        for closer in ("bar", "writer", "pool", "checkpointer"):
+        for closer in ("logger", "pool", "checkpointer"):
             if hasattr(self, closer):
                 getattr(self, closer).close()
 
