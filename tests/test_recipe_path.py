@@ -2,6 +2,7 @@
 in float32 master precision."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,7 @@ from r1jax.learner import from_config as learner_setup
 from r1jax.models import ModelConfig
 from r1jax.tasks import knights_knaves
 
+DEFAULT = Path(__file__).resolve().parents[1] / "experiments" / "default.py"
 MODEL = ModelConfig.preset("tiny", vocab_size=64, hidden_size=32, mlp_dim=64, head_dim=8)
 
 
@@ -89,3 +91,60 @@ def test_a_bfloat16_checkpoint_trains_in_float32_and_moves_at_lr_1e_6(tmp_path):
         for a, b in zip(jax.tree.leaves(state.policy), jax.tree.leaves(params))
     ]
     assert all(moved)  # every param moved: a 1e-6 step survives in float32
+
+
+def test_a_template_the_task_lacks_is_an_error_not_a_silent_switch():
+    config = config_lib.load_config("", ["data.task=countdown", "data.template=r1_zero"])
+    task = build.task(config)
+    with pytest.raises(config_lib.ConfigError, match=r"data\.template='r1_zero'.*countdown"):
+        build.prompt_fn(config, task, None)
+    config = config_lib.load_config("", ["data.task=countdown"])  # empty: the task's default
+    problem = {"numbers": [1, 2], "target": 3}
+    assert build.prompt_fn(config, task, None)(problem) == task.prompt(problem)
+
+
+def test_knights_and_knaves_warm_starts_from_its_reference_traces(tmp_path):
+    from r1jax.data import from_config as data_setup
+
+    config = config_lib.load_config(
+        "",
+        [
+            "data.task=knights_knaves",
+            "sft.mode=warmup",
+            "sft.batch_size=2",
+            "data.bucket_sizes=(512,)",
+            "sampling.max_new_tokens=512",
+        ],
+    )
+    task = build.task(config)
+    prompt_fn = build.prompt_fn(config, task, None)
+    tokenizer = build.tokenizer(
+        config_lib.load_config("", ["data.task=knights_knaves", "sft.mode=warmup"]),
+        str(tmp_path),
+        task,
+    )
+    batch = next(data_setup.sft_iterator(config, task, tokenizer, prompt_fn))
+    assert batch.tokens.shape[0] == 2 and batch.loss_mask.sum() > 0
+
+
+@pytest.mark.slow
+def test_a_run_starts_from_another_runs_checkpoint_and_from_its_export(tmp_path):
+    from safetensors.numpy import load_file
+
+    from r1jax import train
+
+    base = ["eval.num_problems=0", "mesh.data=1", "checkpoint.every=1"]
+    first = config_lib.load_config(f"{DEFAULT}:smoke", base)
+    train.run(first, str(tmp_path / "first"), devices=jax.devices()[:1])
+    exported = load_file(str(tmp_path / "first" / "export" / "model.safetensors"))
+    for source in ("first", "first/export"):
+        config = config_lib.load_config(
+            f"{DEFAULT}:smoke",
+            [*base, "sft.mode=none", "steps=0", f"model.init_from={tmp_path / source}"],
+        )
+        workdir = tmp_path / source.replace("/", "_")
+        train.run(config, str(workdir / "second"), devices=jax.devices()[:1])
+        again = load_file(str(workdir / "second" / "export" / "model.safetensors"))
+        assert again.keys() == exported.keys()
+        for name in exported:  # zero steps: the export of the start is the other run's policy
+            np.testing.assert_array_equal(again[name], exported[name], err_msg=name)
