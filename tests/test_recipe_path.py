@@ -148,3 +148,26 @@ def test_a_run_starts_from_another_runs_checkpoint_and_from_its_export(tmp_path)
         assert again.keys() == exported.keys()
         for name in exported:  # zero steps: the export of the start is the other run's policy
             np.testing.assert_array_equal(again[name], exported[name], err_msg=name)
+
+
+@pytest.mark.torch_reference
+def test_a_hub_id_loads_from_the_hub_cache(tmp_path, monkeypatch):
+    """``model.name=owner/name`` goes through ``huggingface_hub`` (here offline, from a local
+    cache directory standing in for the hub)."""
+    import huggingface_hub
+
+    from tests.models.hf_fixtures import write_tiny_hf_model
+
+    snapshot = tmp_path / "hub" / "models--acme--tiny-qwen" / "snapshots" / "0123abcd"
+    write_tiny_hf_model(snapshot, "qwen2")
+    (tmp_path / "hub" / "models--acme--tiny-qwen" / "refs").mkdir()
+    (tmp_path / "hub" / "models--acme--tiny-qwen" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)  # no local directory of that name
+    assert build.model_directory("acme/tiny-qwen") == str(snapshot)
+    config = config_lib.load_config("", ["model.name=acme/tiny-qwen", "model.dtype=float32"])
+    model_config, params = build.model(config, None, jax.random.key(0), None, None)
+    assert model_config.architecture == "qwen2" and "layers_0" in params
+    with pytest.raises(config_lib.ConfigError, match="acme/missing"):
+        build.model_directory("acme/missing")
