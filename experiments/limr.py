@@ -56,6 +56,7 @@ def get_config(arg=None):
     c.objective = dict(algorithm="grpo", kl_coef=0.0)
     c.reference = dict(mode="none")
     c.optim = dict(lr=1e-6, micro_batch_size=16)
+    c.eval = dict(every=8, num_problems=500, k=4, path="/data/math500.jsonl")
     c.checkpoint = dict(every=8)
     return c
 

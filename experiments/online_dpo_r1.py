@@ -60,7 +60,7 @@ def get_config(arg=None):
     c.objective = dict(algorithm="iterative_dpo")
     c.reference = dict(mode="reset_every", reset_every=100)
     c.optim = dict(lr=5e-7, schedule="cosine", micro_batch_size=8)
-    c.eval = dict(every=100, num_problems=500, k=4)
+    c.eval = dict(every=100, num_problems=500, k=4, path="/data/math500.jsonl")
     c.checkpoint = dict(every=50)
     return c
 

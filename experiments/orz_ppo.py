@@ -71,7 +71,15 @@ def get_config(arg=None):
     c.optim = dict(lr=1e-6, b2=0.95, weight_decay=0.0, warmup_steps=50, micro_batch_size=64)
     c.critic = dict(init="policy", lr=5e-6, lr_warmup_steps=50, b2=0.95, minibatches_per_step=12)
     c.sft = dict(mode="none")
-    c.eval = dict(every=10, num_problems=500, k=1, temperature=1.0, top_p=1.0, greedy=True)
+    c.eval = dict(
+        every=10,
+        num_problems=500,
+        k=1,
+        temperature=1.0,
+        top_p=1.0,
+        greedy=True,
+        path="/path/to/math500.jsonl",
+    )
     c.mesh = dict(data=1, fsdp=-1, tensor=1)
     c.checkpoint = dict(every=50, keep=2)
     c.logging = dict(every=1, tensorboard=True, progress_bar=False, samples_to_log=2)

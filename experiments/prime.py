@@ -62,7 +62,9 @@ def get_config(arg=None):
     c.optim = dict(lr=5e-7, weight_decay=0.0, micro_batch_size=64)
     c.prm = dict(init="policy", lr=1e-6, grad_clip_norm=10.0, beta=0.05)
     c.sft = dict(mode="none")
-    c.eval = dict(every=16, num_problems=500, k=1, temperature=0.0, greedy=True)
+    c.eval = dict(
+        every=16, num_problems=500, k=1, temperature=0.0, greedy=True, path="/path/to/math500.jsonl"
+    )
     c.mesh = dict(data=1, fsdp=-1, tensor=1)
     c.checkpoint = dict(every=32, keep=2)
     c.logging = dict(every=1, tensorboard=True, progress_bar=False, samples_to_log=2)

@@ -56,7 +56,7 @@ def get_config(arg=None):
     c.objective = dict(algorithm="raft", selection="correct")
     c.reference = dict(mode="none")
     c.optim = dict(lr=5e-7, schedule="cosine", micro_batch_size=16)
-    c.eval = dict(every=50, num_problems=500, k=4)
+    c.eval = dict(every=50, num_problems=500, k=4, path="/data/math500.jsonl")
     c.checkpoint = dict(every=50)
     return c
 

@@ -171,3 +171,25 @@ def test_a_hub_id_loads_from_the_hub_cache(tmp_path, monkeypatch):
     assert model_config.architecture == "qwen2" and "layers_0" in params
     with pytest.raises(config_lib.ConfigError, match="acme/missing"):
         build.model_directory("acme/missing")
+
+
+def test_a_file_run_without_held_out_problems_is_an_error_not_an_eval_on_its_training_data(
+    tmp_path,
+):
+    from r1jax.data import from_config as data_setup
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"problem": "1+1?", "answer": "2"}\n')
+    config = config_lib.load_config(
+        "", ["data.task=math", "data.source=jsonl", f"data.path={data}", "eval.num_problems=4"]
+    )
+    with pytest.raises(config_lib.ConfigError, match=r"eval\.path"):
+        data_setup.eval_problems(config, build.task(config))
+    config = config_lib.load_config(
+        "",
+        [
+            *("data.task=math", "data.source=jsonl", f"data.path={data}"),
+            *("eval.num_problems=4", f"eval.path={data}"),
+        ],
+    )
+    assert len(data_setup.eval_problems(config, build.task(config))) == 1

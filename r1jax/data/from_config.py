@@ -192,8 +192,19 @@ def eval_problems(config: ml_collections.ConfigDict, task: Any) -> list[dict]:
     """The held-out problems (``eval.num_problems`` of them), read once before training.
 
     Raises:
-      r1jax.config.ConfigError: the evaluation source holds no problems.
+      r1jax.config.ConfigError: the evaluation source holds no problems, or a file source
+        would be evaluated on its own training data (no ``eval.path``; for tfds, the same
+        split): held-out problems must come from elsewhere.
     """
+    data = config.data
+    own_split = data.source != "tfds" or config.eval.split == data.split
+    if data.source != "procedural" and not config.eval.path and own_split:
+        raise config_lib.ConfigError(
+                f"eval.num_problems={config.eval.num_problems} with data.source={data.source!r} "
+                "needs held-out problems: set eval.path (a JSONL/Parquet file or tfds directory"
+                + (", or an eval.split other than data.split" if data.source == "tfds" else "")
+                + "), or eval.num_problems=0; the run never evaluates on its training data"
+            )
     problems = problem_source(
         config,
         task,
