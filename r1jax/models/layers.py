@@ -276,20 +276,27 @@ def attend(
 FUSED_ATTENTION = ("cudnn", "splash", "dot_product")
 
 
-def attention_implementation(choice: str, platform: str | None = None) -> str:
+def attention_implementation(
+    choice: str, platform: str | None = None, *, compute_dtype: str = "bfloat16"
+) -> str:
     """The attention a forward without a cache (and a prefill) runs, from ``model.attention``.
 
-    ``auto`` picks cuDNN's fused attention on GPU, Pallas splash attention on TPU and the XLA
-    masked softmax (`attend`) elsewhere; any other value is kept. ``platform`` defaults to
+    ``auto`` picks cuDNN's fused attention on GPU (it takes 16-bit inputs only, so a float32
+    model keeps the XLA path there), Pallas splash attention on TPU and the XLA masked softmax
+    (`attend`) elsewhere; any other value is kept. ``platform`` defaults to
     ``jax.default_backend()``.
 
     Example:
       >>> attention_implementation("auto", "tpu"), attention_implementation("auto", "cpu")
       ('splash', 'xla')
+      >>> attention_implementation("auto", "gpu", compute_dtype="float32")
+      'xla'
     """
     if choice != "auto":
         return choice
     platform = jax.default_backend() if platform is None else platform
+    if platform == "gpu" and compute_dtype == "float32":
+        return "xla"
     return {"gpu": "cudnn", "tpu": "splash"}.get(platform, "xla")
 
 
@@ -544,7 +551,7 @@ class Attention(nn.Module):
 
         fused_out = None
         if mask.ndim == 2:  # a key mask: causal self-attention with a fused kernel
-            implementation = attention_implementation(cfg.attention)
+            implementation = attention_implementation(cfg.attention, compute_dtype=cfg.dtype)
             fused_out = causal_attention(q, keys, values, mask, implementation, self.rules)
         keys = keys.transpose(0, 2, 3, 1)  # [B, K, Dh, S]
         values = values.transpose(0, 2, 1, 3)  # [B, K, S, Dh]

@@ -102,7 +102,9 @@ class Transformer(nn.Module):
         cos, sin = rope_angles(positions, cfg)  # [B, S, Dh/2] each
         x = constrain(self.embed(tokens), ("batch", "seq", "embed"), self.rules)  # [B, S, D]
 
-        fused = attention_implementation(cfg.attention) != "xla" and length > 1
+        fused = (
+            attention_implementation(cfg.attention, compute_dtype=cfg.dtype) != "xla" and length > 1
+        )
         if kv_cache is None:
             if fused:  # the blocks take the [B, S] key mask and attend causally
                 mask = attention_mask

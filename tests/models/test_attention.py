@@ -32,6 +32,8 @@ def test_auto_reads_the_default_backend(monkeypatch):
     assert layers.attention_implementation("auto") == "splash"
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert layers.attention_implementation("auto") == "cudnn"
+    # cuDNN takes 16-bit inputs only: a float32 model keeps the XLA path on GPU.
+    assert layers.attention_implementation("auto", compute_dtype="float32") == "xla"
 
 
 def test_unknown_attention_is_rejected():
