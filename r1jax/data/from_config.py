@@ -200,11 +200,11 @@ def eval_problems(config: ml_collections.ConfigDict, task: Any) -> list[dict]:
     own_split = data.source != "tfds" or config.eval.split == data.split
     if data.source != "procedural" and not config.eval.path and own_split:
         raise config_lib.ConfigError(
-                f"eval.num_problems={config.eval.num_problems} with data.source={data.source!r} "
-                "needs held-out problems: set eval.path (a JSONL/Parquet file or tfds directory"
-                + (", or an eval.split other than data.split" if data.source == "tfds" else "")
-                + "), or eval.num_problems=0; the run never evaluates on its training data"
-            )
+            f"eval.num_problems={config.eval.num_problems} with data.source={data.source!r} "
+            "needs held-out problems: set eval.path (a JSONL/Parquet file or tfds directory"
+            + (", or an eval.split other than data.split" if data.source == "tfds" else "")
+            + "), or eval.num_problems=0; the run never evaluates on its training data"
+        )
     problems = problem_source(
         config,
         task,
