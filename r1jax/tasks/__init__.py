@@ -2,7 +2,7 @@
 ``verify(completion, problem) -> Verdict``, and the table of task names.
 
 Modules: ``countdown``, ``multiplication``, ``knights_knaves``, ``math`` (with
-``math_answers``), ``format``; shared pieces: ``verdict`` (the ``Verdict`` type), ``protocol``
+``math_answers`` and the procedural ``math_problems``), ``format``; shared pieces: ``verdict`` (the ``Verdict`` type), ``protocol``
 (what a task provides) and ``expression`` (the safe arithmetic parser). ``TASKS`` names the
 built-in tasks; ``resolve_task`` also accepts the import path of a user module that implements
 ``protocol.Task``. Nothing here imports jax: verifiers run in plain CPU worker processes

@@ -25,6 +25,11 @@ Scoring conventions (``scoring=``):
 * ``"oat_zero"``: oat-zero's evaluation with the R1 template: 1 if correct, -0.5 if answered
   but wrong, -1 if there is no ``<answer>``.
 
+Procedural problems (``math_problems.py``): ``generate`` draws small integer and fraction
+arithmetic with LaTeX answers, and ``reference_completion`` writes a worked solution in the
+layout of a template (``method=`` a template name, or ``open_r1``), so the task also runs
+without data files (``data.source=procedural``) and warm-starts from its own traces.
+
 Templates that prefill ``<think>`` (``understand_r1``, ``orz``) need no prefill for any of these
 rules except ``deepscaler``, whose ``<think>`` check looks at the prompt too: its default
 ``prefill`` is ``"<think>\\n"`` (what the DeepSeek-R1-Distill chat template ends with).
@@ -33,6 +38,8 @@ rules except ``deepscaler``, whose ``<think>`` check looks at the prompt too: it
 from r1jax.tasks import format as format_lib
 from r1jax.tasks import math_answers
 from r1jax.tasks import verdict as verdict_lib
+from r1jax.tasks.math_problems import generate as generate
+from r1jax.tasks.math_problems import reference_completion as reference_completion
 from r1jax.tasks.verdict import Verdict
 
 _R1_TAGS = (
