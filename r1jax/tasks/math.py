@@ -96,6 +96,9 @@ STOP_STRINGS = {
 """Sampling stop strings by template (kept in the output); templates not listed stop on EOS."""
 
 SCORINGS = ("default", "boxed", "deepscaler", "dr_grpo", "orz", "dapo", "oat_zero")
+FORMAT_CHECKS = ("none", "lenient", "strict", "tag_count")
+"""``verify``'s ``format_check``: what ``Verdict.well_formed`` asks of ``prefill + completion``
+besides an extracted answer (``format.verify``'s modes; ``none``: nothing more)."""
 DAPO_TAIL_CHARS = 300
 
 
@@ -195,6 +198,7 @@ def verify(
     stopped: bool = True,
     use_math_verify: bool = True,
     timeout_seconds: float | None = 5.0,
+    format_check: str = "none",
 ) -> Verdict:
     """Scores a math completion under one of ``SCORINGS``.
 
@@ -210,6 +214,11 @@ def verify(
       use_math_verify: fall back to Math-Verify when the fast path cannot decide.
       timeout_seconds: Math-Verify's per-call SIGALRM timeout; ignored (disabled) outside the
         main thread, where only a pool's hard limit protects the caller.
+      format_check: one of ``FORMAT_CHECKS``; ``lenient`` (R1's ``<think>...</think>
+        <answer>...</answer>``), ``strict`` (open-r1's ``format_reward``) or ``tag_count``
+        (open-r1's four tag strings once each) makes ``well_formed`` also require that format
+        of ``prefill + completion`` (the reward's format term, ``rewards.format_weight``);
+        correctness and the score do not depend on it.
 
     Returns:
       a ``Verdict`` with ``score`` under ``scoring``.
@@ -224,6 +233,8 @@ def verify(
         return Verdict.failure(verdict_lib.ERROR, f"completion is {type(completion).__name__}")
     if scoring not in SCORINGS:
         raise ValueError(f"math scoring must be one of {SCORINGS}, got {scoring!r}")
+    if format_check not in FORMAT_CHECKS:
+        raise ValueError(f"math format_check must be one of {FORMAT_CHECKS}, got {format_check!r}")
     golds = _references(problem)
     if prefill is None:
         prefill = "<think>\n" if scoring == "deepscaler" else ""
@@ -256,9 +267,12 @@ def verify(
         reason = verdict_lib.CORRECT
     else:
         reason = verdict_lib.WRONG if parsed else verdict_lib.UNPARSEABLE
+    well_formed = True
+    if format_check != "none":
+        well_formed = format_lib.verify(prefill + completion, mode=format_check).well_formed
     return Verdict(
         correct=correct,
-        well_formed=True,
+        well_formed=well_formed,
         reason=reason,
         score=correct_score if correct else wrong_score,
         answer=shown,

@@ -119,3 +119,24 @@ def test_reference_traces_need_a_generated_problem_and_a_known_layout():
     assert math_task.reference_completion(
         problems(1)[0], np.random.default_rng(0)
     ) == math_task.reference_completion(problems(1)[0])
+
+
+def test_format_check_decides_well_formed_and_leaves_correctness_alone():
+    problem = problems(1)[0]
+    r1 = math_task.reference_completion(problem)
+    strict = math_task.reference_completion(problem, method="open_r1")
+    bare = f"so it is \\boxed{{{problem['answer']}}}"
+
+    def verdict(text, check, **kwargs):
+        return math_task.verify(text, problem, format_check=check, **kwargs)
+
+    assert verdict(bare, "none").well_formed  # an answer was found: the default
+    assert verdict(r1, "lenient").well_formed and verdict(r1, "lenient").correct
+    assert not verdict(bare, "lenient").well_formed and verdict(bare, "lenient").correct
+    assert verdict(strict, "strict").well_formed and not verdict(r1, "strict").well_formed
+    assert verdict(strict, "tag_count").well_formed
+    prefilled = math_task.reference_completion(problem, method="understand_r1")
+    assert not verdict(prefilled, "lenient").well_formed
+    assert verdict(prefilled, "lenient", prefill="<think>").well_formed
+    with pytest.raises(ValueError, match="format_check"):
+        verdict(r1, "loose")
