@@ -279,6 +279,22 @@ def solution_steps(problem: dict) -> tuple[list[str], str]:
     return lines, answer
 
 
+_INVERSE = {"+": "-", "-": "+", "*": "/", "/": "*"}
+
+
+def _recheck_line(problem: dict) -> str:
+    """``Let me check again: result inverse b = a.``: the operation undone on the result."""
+    operator = problem["operator"]
+    a, b = (_value(operand) for operand in problem["operands"])
+    result = _apply(operator, a, b)
+    inverse = _INVERSE[operator]
+    undone = _apply(inverse, result, b)
+    return (
+        f"Let me check again: {latex_number(result)} {_LATEX_OPERATOR[inverse]} "
+        f"{latex_number(b)} = {latex_number(undone)}, which is {latex_number(a)}. Correct."
+    )
+
+
 def reference_completion(
     problem: dict, rng: np.random.Generator | None = None, *, method: str = "r1_zero"
 ) -> str:
@@ -296,10 +312,14 @@ def reference_completion(
     * ``dapo``: ``steps\\nAnswer: X``;
     * ``open_r1``: ``<think>\\nsteps\\n</think>\\n<answer>\\n\\boxed{X}\\n</answer>``.
 
+    A layout name followed by ``+recheck`` (e.g. ``qwen_math+recheck``) adds a self-check
+    before the answer: ``Let me check again: ...`` undoes the operation on the result (it
+    counts as self-reflection for oat-zero's and understand-r1-zero's keyword lists).
+
     Args:
       problem: a problem from `generate`.
       rng: unused (the solution is deterministic); kept for the task protocol's signature.
-      method: one of ``REFERENCE_METHODS``.
+      method: one of ``REFERENCE_METHODS``, optionally followed by ``+recheck``.
 
     Example:
       >>> problem = generate(np.random.default_rng(3))
@@ -307,11 +327,16 @@ def reference_completion(
       True
     """
     del rng
-    if method not in REFERENCE_METHODS:
+    layout, plus, flag = method.partition("+")
+    if layout not in REFERENCE_METHODS or (plus and flag != "recheck"):
         raise ValueError(
-            f"math reference method must be one of {REFERENCE_METHODS}, got {method!r}"
+            f"math reference method must be one of {REFERENCE_METHODS}, optionally followed "
+            f"by '+recheck', got {method!r}"
         )
+    method = layout
     lines, answer = solution_steps(problem)
+    if flag:
+        lines.insert(-1, _recheck_line(problem))
     steps = "\n".join(lines)
     boxed = f"\\boxed{{{answer}}}"
     if method == "r1_zero":

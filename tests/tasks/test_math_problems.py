@@ -140,3 +140,20 @@ def test_format_check_decides_well_formed_and_leaves_correctness_alone():
     assert verdict(prefilled, "lenient", prefill="<think>").well_formed
     with pytest.raises(ValueError, match="format_check"):
         verdict(r1, "loose")
+
+
+def test_a_recheck_adds_self_reflection_and_stays_correct():
+    from r1jax.verifiers.reflection import reflection_count
+
+    for problem in problems(100, word_problems=0.3):
+        plain = math_task.reference_completion(problem, method="qwen_math")
+        checked = math_task.reference_completion(problem, method="qwen_math+recheck")
+        assert reflection_count(plain, keywords="oat_zero") == 0
+        assert reflection_count(checked, keywords="oat_zero") == 1
+        assert reflection_count(checked, keywords="understand_r1_zero") == 1
+        assert math_task.verify(checked, problem, scoring="boxed", use_math_verify=False).correct
+        line = next(x for x in checked.splitlines() if x.startswith("Let me check again"))
+        undone, expected = line.split(" = ")[-1].removesuffix(". Correct.").split(", which is ")
+        assert undone == expected  # the check undoes the operation exactly
+    with pytest.raises(ValueError, match="recheck"):
+        math_task.reference_completion(problems(1)[0], method="qwen_math+verify")
