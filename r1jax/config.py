@@ -109,6 +109,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.task = "countdown"  # countdown | multiplication | knights_knaves | math | format
     c.data.task_options = ml_collections.ConfigDict()  # keyword arguments for the task
+    # RL prompts' generator options by stage: ((first RL step, {option: value}), ...), laid
+    # over data.task_options; the first stage starts at 0 (r1jax.data.curriculum). () = none
+    c.data.curriculum = ()
     c.data.source = "procedural"  # procedural | jsonl | parquet | tfds
     c.data.path = ""  # JSONL/Parquet file, or tfds dataset dir <data_dir>/<name>[/<version>]
     c.data.split = "train"  # tfds split of the training problems (JSONL/Parquet have none)
@@ -539,6 +542,51 @@ def _load_experiment(path: str) -> types.ModuleType:
     return module
 
 
+def experiments_directory() -> str:
+    """The folder of the experiment files that ship with r1jax.
+
+    A wheel carries them inside the package (``r1jax/experiments``); a source checkout has
+    them next to the package (``experiments/``, the folder users edit).
+
+    Raises:
+      ConfigError: neither folder holds ``default.py``.
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (
+        os.path.join(package, "experiments"),
+        os.path.join(os.path.dirname(package), "experiments"),
+    ):
+        if os.path.isfile(os.path.join(candidate, "default.py")):
+            return candidate
+    raise ConfigError(f"no experiments folder with default.py next to the r1jax package {package}")
+
+
+def experiment_path(name_or_path: str) -> str:
+    """The file of an experiment: a path as given, or a bundled experiment's name.
+
+    A name (no ``.py`` suffix and no folder, e.g. ``default`` or ``tinyzero_countdown``) is
+    a file of :func:`experiments_directory`, so ``--config default:smoke`` works from any
+    directory, also from an installed wheel.
+
+    Raises:
+      ConfigError: a name no bundled experiment has (the message lists the names).
+
+    Example:
+      >>> os.path.basename(experiment_path("default"))
+      'default.py'
+    """
+    if name_or_path.endswith(".py") or os.sep in name_or_path or "/" in name_or_path:
+        return name_or_path
+    directory = experiments_directory()
+    path = os.path.join(directory, f"{name_or_path}.py")
+    if not os.path.isfile(path):
+        names = sorted(f[:-3] for f in os.listdir(directory) if f.endswith(".py"))
+        raise ConfigError(
+            f"{name_or_path!r} is neither a .py file nor a bundled experiment ({', '.join(names)})"
+        )
+    return path
+
+
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     """Loads ``path/to/experiment.py[:preset]``, applies overrides and locks the result.
 
@@ -555,7 +603,9 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     records).
 
     Args:
-      spec: ``"experiments/name.py"`` or ``"experiments/name.py:preset"``, or ``""``.
+      spec: ``"experiments/name.py"`` or ``"experiments/name.py:preset"``, a bundled
+        experiment's name with or without a preset (``"default:smoke"``, see
+        :func:`experiment_path`), or ``""``.
       overrides: ``"key.sub=value"`` strings, applied in order after the file.
 
     Returns:
@@ -596,7 +646,8 @@ def _experiment_values(spec: str) -> tuple[list[tuple[list[str], Any]], str]:
     source name used in error messages; ``([], "")`` for an empty ``spec``."""
     if not spec:
         return [], ""
-    path, _, preset = spec.partition(":")
+    name, _, preset = spec.partition(":")
+    path = experiment_path(name)
     module = _load_experiment(path)
     takes_arg = bool(inspect.signature(module.get_config).parameters)
     if preset and not takes_arg:
@@ -643,7 +694,11 @@ def parse_command_line(argv: Sequence[str], *, prog: str = "r1jax") -> CommandLi
       (3, '/tmp/run')
     """
     parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False)
-    parser.add_argument("--config", default="", help="experiment file path.py[:preset]")
+    parser.add_argument(
+        "--config",
+        default="",
+        help="experiment file path.py[:preset] or a bundled experiment name[:preset]",
+    )
     parser.add_argument("--workdir", required=True, help="directory for checkpoints and logs")
     known, rest = parser.parse_known_args(list(argv))
     overrides = []

@@ -38,7 +38,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -206,6 +205,8 @@ class Trainer:
             if self.config.eval.num_problems:
                 self.summary["eval_after_sft"] = self.evaluate("eval after SFT", step)
         self._maybe_reset_reference(rl_step)
+        if self.config.data.curriculum:  # the prompts of this step's curriculum stage
+            self.prompts.set_step(rl_step)
         config = self.learner_config(sft=False, rl_step=rl_step)
         key = jax.random.fold_in(jax.random.fold_in(self.root_key, SAMPLE_STREAM), step)
         collected = self.collector.collect(self.state, self.prompts, key, config)
@@ -218,6 +219,8 @@ class Trainer:
             reflection_keywords=self.config.logging.reflection_keywords,
         )
         host.update(collected.metrics)
+        if self.config.data.curriculum:
+            host["data/curriculum_stage"] = float(self.prompts.stage)
         host["forward_passes"] = 1.0 + config.forward_passes_per_token  # sampling + update
         if self.main_process:  # each problem's accuracy, for python -m r1jax.select (LIMR)
             path = os.path.join(self.workdir, experience.PROBLEM_REWARDS_FILE)
@@ -459,8 +462,9 @@ def run(
 
 
 def default_experiment() -> str:
-    """Path of ``experiments/default.py`` next to the package (what no arguments runs)."""
-    return str(Path(__file__).resolve().parents[1] / "experiments" / "default.py")
+    """Path of the default experiment (what no arguments runs): ``experiments/default.py`` of
+    a source checkout, or its copy inside an installed wheel (`r1jax.config.experiment_path`)."""
+    return config_lib.experiment_path("default")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

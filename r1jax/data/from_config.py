@@ -15,6 +15,7 @@ Each process reads its own share of every batch (``batch_size // jax.process_cou
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jax
@@ -22,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from r1jax import config as config_lib
-from r1jax.data import padding, sources
+from r1jax.data import curriculum, padding, sources
 from r1jax.data import prompts as prompt_data
 from r1jax.data import sft as sft_data
 
@@ -175,6 +176,8 @@ def sft_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt
 
 def prompt_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt_fn) -> Any:
     """The RL steps' prompt batches of ``data.prompts_per_step`` (this process's share)."""
+    if config.data.curriculum:  # one stream per stage (r1jax.data.curriculum)
+        return curriculum_prompt_iterator(config, task, tokenizer, prompt_fn)
     return prompt_data.prompt_batches(
         problem_source(config, task, seed=config.data.seed),
         prompt_fn=prompt_fn,
@@ -186,6 +189,44 @@ def prompt_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, pro
         overlong="truncate_left",
         read_options=_read_options(),
     )
+
+
+def curriculum_prompt_iterator(
+    config: ml_collections.ConfigDict, task: Any, tokenizer, prompt_fn
+) -> curriculum.CurriculumBatches:
+    """``data.curriculum``'s prompt batches: stage ``i`` reads the task's generator with the
+    stage's options from seed `r1jax.data.curriculum.stage_seed`; the trainer sets the RL step.
+
+    Raises:
+      r1jax.config.ConfigError: a malformed curriculum, a file source, or a stage whose
+        options the task's generator rejects.
+    """
+    if config.data.source != "procedural":
+        raise config_lib.ConfigError(
+            "data.curriculum sets the task generator's options by RL step; it needs "
+            f"data.source='procedural', not {config.data.source!r}"
+        )
+    try:
+        stages = curriculum.parse_stages(config.data.curriculum, task_options(config))
+    except ValueError as error:
+        raise config_lib.ConfigError(str(error)) from None
+    for index, stage in enumerate(stages):
+        try:
+            task.generate(np.random.default_rng(0), **stage.options)
+        except (TypeError, ValueError) as error:
+            raise config_lib.ConfigError(
+                f"data.curriculum[{index}]: task {config.data.task!r} rejects the options "
+                f"{stage.options}: {error}"
+            ) from None
+
+    def stage_batches(index: int, stage: curriculum.Stage) -> Any:
+        view = copy.deepcopy(config)  # the plain iterator over the stage's options and seed
+        view.data.curriculum = ()
+        view.data.seed = curriculum.stage_seed(config.data.seed, index)
+        view.data.task_options = ml_collections.ConfigDict(stage.options)
+        return prompt_iterator(view, task, tokenizer, prompt_fn)
+
+    return curriculum.CurriculumBatches(stages, stage_batches)
 
 
 def eval_problems(config: ml_collections.ConfigDict, task: Any) -> list[dict]:
