@@ -451,12 +451,44 @@ def _attend_one_query(
     return out.reshape(batch, 1, num_heads, head_dim).astype(dtype)  # [B, 1, H, Dh]
 
 
+# The leaves a LoRA adapter adds to a projection's params (`r1jax.models.lora.combine`).
+LORA_A = "lora_a"  # [*in, r]
+LORA_B = "lora_b"  # [r, *out], already scaled by alpha / r
+LORA_DROPOUT_KEY = "lora_dropout_key"  # uint32 raw key data; only in a training forward
+LORA_DROPOUT_RATE = "lora_dropout_rate"  # float32 []
+
+
+def lora_delta(x: jax.Array, params: dict, num_in: int, dtype: jnp.dtype) -> jax.Array:
+    """The adapter's term ``dropout(x) A B`` of a projection (LoRA, arXiv:2106.09685 §4.1).
+
+    Args:
+      x: ``[..., *in]`` the projection's input.
+      params: the projection's params with ``lora_a`` ``[*in, r]`` and ``lora_b``
+        ``[r, *out]`` (scaled by ``alpha / r``), and, in a training forward with dropout,
+        ``lora_dropout_key`` and ``lora_dropout_rate`` (inverted dropout on ``x``).
+      num_in: how many trailing dims of ``x`` the kernel contracts.
+      dtype: the compute dtype of the two matmuls (float32 accumulation).
+
+    Returns:
+      ``[..., *out]`` float32.
+    """
+    if LORA_DROPOUT_KEY in params:
+        key = jax.random.wrap_key_data(params[LORA_DROPOUT_KEY])
+        keep = 1.0 - params[LORA_DROPOUT_RATE]
+        kept = jax.random.bernoulli(key, keep, x.shape)
+        x = jnp.where(kept, x.astype(jnp.float32) / keep, 0.0).astype(x.dtype)
+    low = linear(x, params[LORA_A], num_in, dtype)  # [..., r]
+    return linear(low, params[LORA_B], 1, dtype)  # [..., *out]
+
+
 class Projection(nn.Module):
     """Contracts the last ``num_in`` dims of ``x`` with a ``kernel`` (+ optional ``bias``).
 
     ``shape`` and ``axes`` describe the kernel; its first ``num_in`` dims are contracted. With
     ``by_rows`` the kernel is stored output dims first, ``shape[num_in:] + shape[:num_in]``
     (see `kernels_by_rows` in `r1jax.models.transformer`), and contracted in that layout.
+    When the params hold a LoRA adapter (``lora_a``, ``lora_b``: `r1jax.models.lora`), its
+    low-rank term `lora_delta` is added to the output; the kernel stays as it is.
     """
 
     config: ModelConfig
@@ -488,6 +520,8 @@ class Projection(nn.Module):
             out = linear_by_rows(flat, rows, cfg.compute_dtype).reshape(*batch_shape, *out_shape)
         else:
             out = linear(x, kernel, self.num_in, cfg.compute_dtype)  # [..., *shape[num_in:]]
+        if self.has_variable("params", LORA_A):  # a low-rank adapter (`r1jax.models.lora`)
+            out = out + lora_delta(x, self.variables["params"], self.num_in, cfg.compute_dtype)
         if self.use_bias:
             bias = self.param(
                 "bias",
