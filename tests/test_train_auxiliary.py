@@ -1,6 +1,7 @@
 """Algorithms that train a second model (PPO's critic, PRIME's PRM) through `r1jax.train.run`:
-two steps on the smoke preset, the experiment files' smoke presets, an export without the second
-model, and an exact resume after ``kill -9`` with the second model in the checkpoint."""
+two steps on the smoke preset, an export without the second model, and an exact resume after
+``kill -9`` with the second model in the checkpoint (the experiment files' smoke presets are
+tests/test_experiments.py's)."""
 
 import json
 import signal
@@ -9,10 +10,8 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from r1jax import config as config_lib
 from r1jax import metrics
 from tests.test_train import (
-    ROOT,
     deterministic,
     run_on_one_device,
     smoke_config,
@@ -52,16 +51,6 @@ def test_two_steps_train_the_second_model_and_export_only_the_policy(tmp_path, a
     assert names and not any("value_head" in n or name in n for n in names)
     hf = json.loads((tmp_path / "export" / "config.json").read_text())
     assert hf["num_hidden_layers"] == 2
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["orz_ppo", "prime"])
-def test_the_experiment_files_smoke_presets_run(tmp_path, experiment):
-    path = str(ROOT / "experiments" / f"{experiment}.py")
-    config = config_lib.load_config(f"{path}:smoke", ["eval.num_problems=0"])
-    assert config_lib.load_config(path).model.name.startswith("/")  # a local HF directory
-    summary = run_on_one_device(config, str(tmp_path))
-    assert summary["final_step"] == 4
 
 
 @pytest.mark.slow
