@@ -247,6 +247,9 @@ def eval_settings(config, tokenizer_: Tokenizer, stops: StopSettings) -> evaluat
         budget_forcing=evaluate.budget_forcing_from_config(
             config.eval.budget_forcing, tokenizer_, max_new_tokens=max_new_tokens
         ),
+        budget_sweep=evaluate.budget_sweep_from_config(
+            config.eval.budget_forcing, tokenizer_, max_new_tokens=max_new_tokens
+        ),
     )
 
 

@@ -68,6 +68,10 @@ def _budget_forcing_config() -> ml_collections.ConfigDict:
     c.ignore_string = "Wait"  # extend mode: appended in place of the end-of-thinking
     c.end_of_thinking = "</think>"  # delimiter that closes the thinking
     c.answer_prefix = "\nFinal Answer:"  # appended after a forced end of thinking
+    # s1's scaling curve: each evaluation also runs once per budget (x each of num_ignores in
+    # extend mode; () = num_ignore) and reports them as budget_sweep; () = no sweep
+    c.thinking_budgets = ()
+    c.num_ignores = ()
     return c
 
 

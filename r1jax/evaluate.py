@@ -21,6 +21,12 @@ string and an answer prefix are forced at the cap) and, in ``extend`` mode, an e
 is replaced by ``Wait`` up to ``num_ignore`` times. `budget_forcing_from_config` turns a config
 section (``eval.budget_forcing``, keys of `r1jax.config.base_config`) into those settings.
 
+A sweep over thinking budgets (s1's test-time scaling curve, arXiv:2501.19393 §3-4):
+``EvalSettings.budget_sweep`` (from `budget_sweep_from_config`: ``thinking_budgets`` x
+``num_ignores``) makes `evaluate` run once more per point after the headline evaluation and
+report each point's figures under ``results["budget_sweep"]``; ``python -m r1jax.plot`` draws
+accuracy against the budget from ``summary.json``.
+
 Not here: the metric formulas (`r1jax.eval_metrics`), the sampler and the budget-forcing
 controller (`r1jax.sampling`), the verification rules (`r1jax.tasks`).
 """
@@ -65,6 +71,8 @@ class EvalSettings:
       ks: extra k values for pass@k / maj@k (each ``<= num_samples``).
       budget_forcing: s1 budget forcing for the greedy and the sampled completions, or None
         for plain sampling. When set, its ``completion_length`` replaces ``max_new_tokens``.
+      budget_sweep: ``(thinking_budget, num_ignore, BudgetForcing)`` points evaluated after
+        the headline evaluation (`budget_sweep_from_config`); empty for none.
     """
 
     num_samples: int = 4
@@ -79,6 +87,7 @@ class EvalSettings:
     pad_id: int = 0
     ks: tuple[int, ...] = (1,)
     budget_forcing: budget_lib.BudgetForcing | None = None
+    budget_sweep: tuple[tuple[int, int, budget_lib.BudgetForcing], ...] = ()
 
 
 BUDGET_FORCING_MODES = ("none", "cap", "extend")
@@ -181,6 +190,75 @@ def budget_forcing_from_config(
         ignore=ignore,
         answer_prefix=prefix,
     )
+
+
+def _optional_value(section: Any, name: str, default: Any) -> Any:
+    try:
+        return section[name]
+    except (KeyError, AttributeError):
+        return default
+
+
+def budget_sweep_from_config(
+    section: Mapping[str, Any] | Any,
+    tokenizer: Any,
+    *,
+    max_new_tokens: int,
+    section_name: str = "eval.budget_forcing",
+) -> tuple[tuple[int, int, budget_lib.BudgetForcing], ...]:
+    """The sweep points of a ``budget_forcing`` section: ``(budget, num_ignore, settings)``.
+
+    ``thinking_budgets`` lists the budgets (``()``: no sweep); in ``extend`` mode each budget is
+    evaluated with every count of ``num_ignores`` (``()``: the section's ``num_ignore``; ``0``
+    is a plain cap), in ``cap`` mode with none. Each point is the section with that
+    ``thinking_budget`` and ``num_ignore``, through `budget_forcing_from_config`. Sections
+    without the two sweep keys sweep nothing.
+
+    Raises:
+      r1jax.config.ConfigError: budgets with ``mode=none``, a budget below 1, ``num_ignores``
+        outside ``extend`` mode, or a point `budget_forcing_from_config` rejects.
+
+    Example:
+      >>> class Chars:
+      ...     def encode(self, text):
+      ...         return [ord(c) for c in text]
+      >>> section = {"mode": "extend", "thinking_budget": 0, "answer_reserve": 4,
+      ...            "num_ignore": 1, "ignore_string": "W", "end_of_thinking": "</t>",
+      ...            "answer_prefix": "", "thinking_budgets": (8, 16), "num_ignores": (0, 2)}
+      >>> [(b, n, bf.num_ignores) for b, n, bf in budget_sweep_from_config(
+      ...     section, Chars(), max_new_tokens=64)]
+      [(8, 0, 0), (16, 0, 0), (8, 2, 2), (16, 2, 2)]
+    """
+    budgets = tuple(int(b) for b in _optional_value(section, "thinking_budgets", ()) or ())
+    ignores = tuple(int(n) for n in _optional_value(section, "num_ignores", ()) or ())
+    mode = _section_value(section, "mode", section_name)
+    if not budgets:
+        if ignores:
+            raise ConfigError(f"{section_name}.num_ignores needs thinking_budgets to sweep")
+        return ()
+    if mode == "none":
+        raise ConfigError(
+            f"{section_name}.thinking_budgets={budgets} needs mode cap or extend, not none"
+        )
+    if any(budget < 1 for budget in budgets):
+        raise ConfigError(f"{section_name}.thinking_budgets must all be >= 1, got {budgets}")
+    if ignores and mode != "extend":
+        raise ConfigError(f"{section_name}.num_ignores={ignores} needs mode=extend")
+    if mode == "extend":
+        ignores = ignores or (int(_section_value(section, "num_ignore", section_name)),)
+    else:
+        ignores = (0,)
+    keys = ("mode", "answer_reserve", "ignore_string", "end_of_thinking", "answer_prefix")
+    base = {key: _section_value(section, key, section_name) for key in keys}
+    points = []
+    for num_ignore in ignores:
+        for budget in budgets:
+            point = {**base, "thinking_budget": budget, "num_ignore": num_ignore}
+            settings = budget_forcing_from_config(
+                point, tokenizer, max_new_tokens=max_new_tokens, section_name=section_name
+            )
+            points.append((budget, num_ignore, settings))
+    return tuple(points)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,7 +425,10 @@ def evaluate(
       ``response_length`` and ``truncated_fraction`` of the samples, ``num_problems``,
       ``num_samples``, and ``examples``: a few ``(prompt, completion, correct)`` dicts. With
       budget forcing also ``thinking_length`` (mean thinking tokens, end of thinking
-      included), ``capped_fraction`` and ``ignores_per_sample`` of the k samples.
+      included), ``capped_fraction`` and ``ignores_per_sample`` of the k samples. With
+      ``settings.budget_sweep`` also ``budget_sweep``: per point a dict of its
+      ``thinking_budget``, ``num_ignore`` and the figures above (no examples), from the same
+      key.
     """
     if not problems:
         raise ValueError("evaluate needs at least one problem")
@@ -397,11 +478,33 @@ def evaluate(
         {"prompt": prompts[i], "completion": texts[i * k], "correct": bool(correct[i, 0])}
         for i in range(min(3, len(problems)))
     ]
+    if settings.budget_sweep:
+        results["budget_sweep"] = []
+        for budget, num_ignore, forcing in settings.budget_sweep:
+            point = dataclasses.replace(settings, budget_forcing=forcing, budget_sweep=())
+            figures = evaluate(
+                params,
+                model_config,
+                tokenizer,
+                problems,
+                task=task,
+                prompt_fn=prompt_fn,
+                key=key,
+                settings=point,
+                pool=pool,
+                mesh=mesh,
+                rules=rules,
+            )
+            figures.pop("examples")
+            results["budget_sweep"].append(
+                {"thinking_budget": budget, "num_ignore": num_ignore, **figures}
+            )
     return results
 
 
 def format_summary(results: dict[str, Any], *, label: str = "eval") -> str:
-    """One line with the headline figures of `evaluate`'s results.
+    """One line with the headline figures of `evaluate`'s results (and one more line per
+    point of a budget sweep).
 
     Example:
       >>> format_summary({"pass@1": 0.25, "pass@4": 0.5, "num_problems": 8, "num_samples": 4})
@@ -417,4 +520,12 @@ def format_summary(results: dict[str, Any], *, label: str = "eval") -> str:
     count = (
         f"({results.get('num_problems', '?')} problems x {results.get('num_samples', '?')} samples)"
     )
-    return f"{label}: " + " | ".join(parts) + " " + count
+    line = f"{label}: " + " | ".join(parts) + " " + count
+    for point in results.get("budget_sweep", ()):
+        extension = f" + {point['num_ignore']} ignores" if point["num_ignore"] else ""
+        figures = format_summary(point, label="").removeprefix(": ").rsplit(" (", 1)[0]
+        line += (
+            f"\n  thinking budget {point['thinking_budget']}{extension}: {figures} | thinking "
+            f"{point['thinking_length']:.1f} tokens, capped {100 * point['capped_fraction']:.0f}%"
+        )
+    return line

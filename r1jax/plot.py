@@ -5,6 +5,11 @@ every matching metric as a line over steps. Panels whose metrics are absent are 
 Metrics are matched by name (see the naming convention in :mod:`r1jax.metrics`); ``*/std``,
 ``*/min`` and ``*/max`` companions are left out to keep the plots readable.
 
+A run that swept s1 thinking budgets (``eval.budget_forcing.thinking_budgets``) also gets
+``budget_forcing.png`` from ``summary.json``: accuracy against the thinking budget and against
+the mean thinking length actually used (s1's x axis, arXiv:2501.19393 Fig. 1), one line per
+evaluation, set and number of ``Wait`` extensions.
+
 Matplotlib is used through its object API with the Agg canvas, so importing this module or
 plotting does not switch the process-wide backend.
 
@@ -14,6 +19,7 @@ What does not live here: reading other formats (TensorBoard has its own UI).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -26,8 +32,13 @@ from r1jax import metrics as metrics_lib
 # that eval/* metrics are not claimed by the training panels.
 PANELS = (
     ("eval", "Evaluation", "score", r"^eval/.*(pass@|maj@|accuracy|avg@)"),
-    ("reward", "Reward", "reward", r"^(?!eval/)(reward|rewards)(/|_|$)"),
-    ("accuracy", "Accuracy", "fraction correct", r"^(?!eval/)(accuracy|acc)(/|_|$)"),
+    ("reward", "Reward", "reward", r"^(?!eval/)((reward|rewards)(/|_|$)|rollout/.+/reward)"),
+    (
+        "accuracy",
+        "Accuracy",
+        "fraction correct",
+        r"^(?!eval/)((accuracy|acc)(/|_|$)|rollout/.+/accuracy$)",
+    ),
     ("response_length", "Response length", "tokens", r"^(?!eval/).*(response_length|length/)"),
     ("reflection", "Self-reflection", "rate", r"^(?!eval/)(reflect|ssr_|acc_given_reflect)"),
 )
@@ -58,8 +69,73 @@ def series(records: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list
     return out
 
 
+def budget_sweeps(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """``label -> sweep points`` of every budget sweep in a run's ``summary.json``.
+
+    Labels are the evaluation's summary key (``eval_after_sft``, ``eval_final`` ...), with
+    ``/<set>`` for named evaluation sets.
+    """
+    out = {}
+    for key, entry in summary.items():
+        if not (key.startswith("eval") and isinstance(entry, dict)):
+            continue
+        if isinstance(entry.get("budget_sweep"), list):
+            out[key] = entry["budget_sweep"]
+        for name, value in entry.items():
+            if isinstance(value, dict) and isinstance(value.get("budget_sweep"), list):
+                out[f"{key}/{name}"] = value["budget_sweep"]
+    return out
+
+
+def plot_budget_sweep(workdir: str, out_dir: str, *, dpi: int = 100) -> str | None:
+    """Writes ``budget_forcing.png`` from ``workdir/summary.json``, or returns None when the
+    run swept no thinking budgets."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = os.path.join(workdir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        sweeps = budget_sweeps(json.load(f))
+    if not sweeps:
+        return None
+    figure = Figure(figsize=(11, 4), dpi=dpi)
+    FigureCanvasAgg(figure)
+    by_budget, by_length = figure.subplots(1, 2, sharey=True)
+    for label, points in sorted(sweeps.items()):
+        for num_ignore in sorted({p["num_ignore"] for p in points}):
+            chosen = sorted(
+                (p for p in points if p["num_ignore"] == num_ignore),
+                key=lambda p: p["thinking_budget"],
+            )
+            for metric in ("pass@1", "greedy_accuracy"):
+                if not all(metric in p for p in chosen):
+                    continue
+                name = f"{label} {metric}" + (f" +{num_ignore} Wait" if num_ignore else " cap")
+                accuracy = [100 * p[metric] for p in chosen]
+                by_budget.plot([p["thinking_budget"] for p in chosen], accuracy, ".-", label=name)
+                by_length.plot([p["thinking_length"] for p in chosen], accuracy, ".-", label=name)
+    for axes, x_label in (
+        (by_budget, "thinking budget (tokens)"),
+        (by_length, "mean thinking length (tokens)"),
+    ):
+        axes.set_xscale("log", base=2)
+        axes.set_xlabel(x_label)
+        axes.grid(alpha=0.3)
+    by_budget.set_ylabel("accuracy (%)")
+    by_budget.set_title("Budget forcing: accuracy vs budget")
+    by_length.set_title("accuracy vs thinking used")
+    by_length.legend(fontsize="small")
+    figure.tight_layout()
+    target = os.path.join(out_dir, "budget_forcing.png")
+    figure.savefig(target)
+    return target
+
+
 def plot_metrics(workdir: str, out_dir: str | None = None, *, dpi: int = 100) -> list[str]:
-    """Writes the PNG panels for ``workdir/metrics.jsonl`` and returns their paths.
+    """Writes the PNG panels for ``workdir/metrics.jsonl`` (and ``budget_forcing.png`` for a
+    budget sweep in ``workdir/summary.json``) and returns their paths.
 
     Args:
       workdir: run directory holding ``metrics.jsonl``.
@@ -80,6 +156,9 @@ def plot_metrics(workdir: str, out_dir: str | None = None, *, dpi: int = 100) ->
     os.makedirs(out_dir, exist_ok=True)
     claimed: set[str] = set()
     written = []
+    sweep = plot_budget_sweep(workdir, out_dir, dpi=dpi)
+    if sweep is not None:
+        written.append(sweep)
     for file_name, title, y_label, pattern in PANELS:
         names = sorted(
             name
