@@ -3,14 +3,16 @@
 ``DIR`` is either a Hugging Face model directory (``config.json`` + safetensors + tokenizer,
 e.g. the ``export/`` directory a training run writes) or a training workdir, in which case its
 ``export/`` directory is used. Problems come from the task's generator with a held-out seed
-(``--problem-seed``) or from a JSONL/Parquet file (``--problems``). Prints the headline line
-and, with ``--json``, the full results as one JSON object.
+(``--problem-seed``) or from a JSONL/Parquet file (``--problems``, rows with a ``question``
+and an ``answer`` field). Prompts use the task's default template unless ``--template`` names
+another. Prints the headline line and, with ``--json``, the full results as one JSON object.
 
-Example:
+Examples:
 
     python -m r1jax.eval --checkpoint runs/default --task multiplication \\
         --task-option digits=3 --task-option digits_b=1 --task-option distribution=exact_digits \\
         --num-problems 500 --k 4 --temperature 1.0
+    python -m r1jax.eval --checkpoint runs/math/export --task math --problems math500.jsonl
 
 s1 budget forcing (ALGORITHMS.md §8) applies to the greedy and the sampled completions alike:
 ``--budget-forcing cap --thinking-budget 500`` closes the thinking with ``</think>`` and
@@ -78,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one of {', '.join(sorted(TASKS))}, or the import path of a task module",
     )
     parser.add_argument("--task-option", action="append", type=_parse_option, default=[])
-    parser.add_argument("--template", default="base", help="the task's prompt template name")
+    parser.add_argument(
+        "--template", default="", help="the task's prompt template name (empty: its default)"
+    )
     parser.add_argument("--problems", default="", help="JSONL/Parquet problems instead")
     parser.add_argument("--num-problems", type=int, default=500)
     parser.add_argument("--problem-seed", type=int, default=EVAL_SEED_OFFSET)
@@ -164,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ks=(1, args.k),
         budget_forcing=budget,
     )
-    prompt_fn = prompt_data.make_prompt_fn(task, template=args.template)
+    prompt_fn = task.prompt  # the task's default wording, as data.template="" trains with
+    if args.template:
+        prompt_fn = prompt_data.make_prompt_fn(task, template=args.template)
     with VerifierPool(args.workers, timeout_seconds=args.verifier_timeout) as pool:
         results = evaluate.evaluate(
             params,

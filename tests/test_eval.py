@@ -1,0 +1,62 @@
+"""Tests for r1jax.eval (``python -m r1jax.eval``): the README's math command runs as written."""
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from r1jax import eval as eval_cli
+from r1jax.models import save_pretrained
+from tests.evaluate_fixtures import tiny_multiplication_model
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# The README's placeholders and what the test puts in their place.
+MODEL_PLACEHOLDER, PROBLEMS_PLACEHOLDER = "RUN/export", "math500.jsonl"
+
+
+def readme_eval_commands(task: str) -> list[str]:
+    """Every ``python -m r1jax.eval ... --task TASK ...`` command of the README, from code
+    blocks or inline code (which may wrap over lines), whitespace collapsed."""
+    text = README.read_text()
+    candidates = re.findall(r"`(python -m r1jax\.eval [^`]*)`", text)  # inline code
+    in_block = False
+    for line in text.replace("\\\n", " ").splitlines():  # code blocks, continuations joined
+        in_block ^= line.startswith("```")
+        if in_block:
+            candidates.append(line)
+    commands = {
+        " ".join(candidate.split("#")[0].split())
+        for candidate in candidates
+        if candidate.lstrip().startswith("python -m r1jax.eval ")
+    }
+    return sorted(c for c in commands if re.search(rf"--task {task}(\s|$)", c))
+
+
+def test_the_readme_shows_a_math_evaluation_of_a_problems_file():
+    commands = readme_eval_commands("math")
+    assert commands, "README.md has no `python -m r1jax.eval ... --task math` command"
+    for command in commands:
+        assert MODEL_PLACEHOLDER in command and f"--problems {PROBLEMS_PLACEHOLDER}" in command
+
+
+@pytest.mark.parametrize("command", readme_eval_commands("math"))
+def test_the_readme_math_evaluation_runs_as_written(command, tmp_path, capsys):
+    config, params, tokenizer, _ = tiny_multiplication_model()
+    model_dir = tmp_path / "run" / "export"
+    save_pretrained(model_dir, config, params, tokenizer)  # a Hugging Face model directory
+    problems = tmp_path / "math500.jsonl"
+    rows = [
+        {"question": "What is $1 + 1$?", "answer": "2"},
+        {"question": "Simplify $\\frac{6}{4}$.", "answer": "\\frac{3}{2}"},
+    ]
+    problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "-m", "r1jax.eval"]
+    substitutes = {MODEL_PLACEHOLDER: str(model_dir), PROBLEMS_PLACEHOLDER: str(problems)}
+    argv = [substitutes.get(arg, arg) for arg in argv[3:]]  # only the paths change
+    results = eval_cli.main(argv)
+    assert results["num_problems"] == 2
+    assert 0.0 <= results["pass@1"] <= 1.0
+    assert str(model_dir) in capsys.readouterr().out
