@@ -62,13 +62,16 @@ def get_config(arg=None):
 
 
 def _arithmetic_file(count: int) -> str:
-    """A JSONL of ``count`` two-digit additions (a file source, so problems have ids)."""
-    path = os.path.join(tempfile.gettempdir(), f"r1jax_limr_add_{count}.jsonl")
+    """A JSONL of ``count`` two-digit additions (a file source, so problems have ids); each row
+    also holds the multiplication task's fields (``a``, ``b``, ``operator``, ``target``), which
+    its prompt and verifier read."""
+    path = os.path.join(tempfile.gettempdir(), f"r1jax_limr_add_v2_{count}.jsonl")
     if not os.path.exists(path):
         with open(path + ".tmp", "w") as f:
             for i in range(count):
                 a, b = 10 + (7 * i) % 90, 10 + (13 * i + 5) % 90
-                f.write(json.dumps({"problem": f"{a} + {b}", "answer": str(a + b)}) + "\n")
+                row = {"problem": f"{a} + {b}", "answer": str(a + b), "a": a, "b": b}
+                f.write(json.dumps({**row, "operator": "+", "target": a + b}) + "\n")
         os.replace(path + ".tmp", path)
     return path
 
