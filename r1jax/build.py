@@ -92,9 +92,18 @@ def prompt_fn(config: ml_collections.ConfigDict, task_module: Any, tokenizer: To
     return prompt_data.make_prompt_fn(task_module, template=data.template)
 
 
-def tokenizer(config: ml_collections.ConfigDict, workdir: str, task_module: Any) -> Tokenizer:
+def tokenizer(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    task_module: Any,
+    *,
+    texts=None,
+    num_merges: int = 256,
+) -> Tokenizer:
     """``tokenizer.path``, the ``model.init_from`` run's or export's, the model's own, or one
-    fit from scratch in ``workdir/tokenizer``."""
+    fit from scratch in ``workdir/tokenizer``: 256 bytes, the special tokens and ``num_merges``
+    BPE merges learnt from ``texts()`` (a zero-argument callable giving the texts; None: the
+    task's prompts and traces, `r1jax.data.from_config.tokenizer_texts`)."""
     if config.tokenizer.path:
         return Tokenizer.from_pretrained(config.tokenizer.path)
     if config.model.init_from:
@@ -106,9 +115,15 @@ def tokenizer(config: ml_collections.ConfigDict, workdir: str, task_module: Any)
     if os.path.isfile(os.path.join(directory, "tokenizer.json")):
         return Tokenizer.from_pretrained(directory)
     # Every process fits the same tokenizer (deterministic); process 0 writes it.
+    if texts is None:
+        fit_on = data_setup.tokenizer_texts(
+            config, task_module, prompt_fn(config, task_module, None)
+        )
+    else:
+        fit_on = texts()
     fitted = Tokenizer.train(
-        data_setup.tokenizer_texts(config, task_module, prompt_fn(config, task_module, None)),
-        vocab_size=256 + len(TOKENIZER_SPECIALS) + 256,
+        fit_on,
+        vocab_size=256 + len(TOKENIZER_SPECIALS) + num_merges,
         special_tokens=TOKENIZER_SPECIALS,
         min_frequency=20,
     )

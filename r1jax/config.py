@@ -10,8 +10,12 @@ fails with an error listing the valid keys at that level, closest matches first.
 
 Types follow the defaults in :func:`base_config`: an override or experiment value must have
 the type of the default (an ``int`` is accepted for a ``float``, a list for a ``tuple``); keys
-whose default is ``None`` accept any value. ``data.task_options`` is the one open group: it
-holds keyword arguments for the task constructor, which rejects unknown ones itself.
+whose default is ``None`` accept any value. The open groups (``OPEN_GROUPS``) take any key:
+``data.task_options`` and ``verifier.options`` hold keyword arguments that the task checks
+itself; ``data.mixture`` and ``eval.sets`` map names the user chooses to settings, which
+`r1jax.mixture` and `r1jax.eval_sets` check. An open group can also be set whole from the
+command line with a dict literal (``--config.eval.sets='{"aime": {"path": "aime.jsonl"}}'``),
+which replaces what the experiment file put there.
 
 The command line (:func:`parse_command_line`) is a small argparse equivalent of
 ``ml_collections.config_flags``: ``--config path.py[:preset] --config.key=value ...
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -44,8 +49,9 @@ from r1jax import algorithms
 from r1jax.algorithms import policy_gradient
 
 # Groups whose keys are free-form (passed as keyword arguments to a constructor that checks
-# them). Tuple of dotted paths; a literal, not a registry.
-OPEN_GROUPS = ("data.task_options", "verifier.options")
+# them, or named by the user: the tasks of a mixture, the evaluation sets). Tuple of dotted
+# paths; a literal, not a registry.
+OPEN_GROUPS = ("data.task_options", "verifier.options", "data.mixture", "eval.sets")
 
 # Keys that do not change the training trajectory: excluded from :func:`config_hash` by
 # default so that resuming with a longer run, other logging, another eval cadence or on another
@@ -112,6 +118,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.task = "countdown"  # countdown | multiplication | knights_knaves | math | format
+    # Several tasks in one run: name -> {weight, task, task_options, template, path, ...}
+    # (r1jax.mixture.ENTRY_KEYS); excludes data.task. Empty = the single task of data.task.
+    c.data.mixture = ml_collections.ConfigDict()
     c.data.task_options = ml_collections.ConfigDict()  # keyword arguments for the task
     # RL prompts' generator options by stage: ((first RL step, {option: value}), ...), laid
     # over data.task_options; the first stage starts at 0 (r1jax.data.curriculum). () = none
@@ -296,6 +305,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.greedy = True  # also decode greedily once per problem
     c.eval.max_new_tokens = 0  # 0 = sampling.max_new_tokens
     c.eval.budget_forcing = _budget_forcing_config()  # s1 budget forcing at evaluation
+    # Named evaluation sets: name -> {path, task, k, num_problems, ...} (r1jax.eval_sets.
+    # SET_KEYS), each reported as eval/<name>/...; empty = one set (eval.path or the held-out
+    # generator) reported as eval/... (with data.mixture: one set per task).
+    c.eval.sets = ml_collections.ConfigDict()
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # data-parallel axis size; -1 = devices / (fsdp * tensor)
@@ -410,6 +423,10 @@ def _set_leaf(config: ml_collections.ConfigDict, path: list[str], value: Any, so
             )
         node = node[part]
     leaf = path[-1]
+    if isinstance(value, Mapping) and not value and _is_open(path):
+        if not isinstance(node.get(leaf), ml_collections.ConfigDict):
+            node[leaf] = ml_collections.ConfigDict()  # an empty entry (e.g. a set with no keys)
+        return
     if leaf not in node:
         if not _is_open(path[:-1]):
             raise _unknown_key_error(path, len(path) - 1, node, source)
@@ -424,9 +441,13 @@ def _set_leaf(config: ml_collections.ConfigDict, path: list[str], value: Any, so
 
 
 def _leaves(tree: Mapping, prefix: tuple[str, ...] = ()) -> list[tuple[list[str], Any]]:
+    """``(key path, value)`` of every leaf; an empty mapping inside an open group is a leaf
+    (``{}``), so ``eval.sets.countdown = {}`` creates the entry."""
     out = []
     for key, value in tree.items():
         if isinstance(value, Mapping | ml_collections.ConfigDict):
+            if not value and _is_open([*prefix, key]):
+                out.append(([*prefix, key], {}))
             out.extend(_leaves(value, (*prefix, key)))
         else:
             out.append(([*prefix, key], value))
@@ -491,6 +512,35 @@ def parse_override_value(text: str, default: Any) -> Any:
     raise ValueError(f"cannot override a value of type {type(default).__name__}")
 
 
+def _mapping_literal(text: str) -> Any:
+    """``text`` read as a Python or JSON dict literal, or None when it is not one."""
+    stripped = text.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+        stripped = stripped[1:-1].strip()  # a shell-quoted literal
+    if not stripped.startswith("{"):
+        return None
+    value = _literal(stripped)
+    if isinstance(value, Mapping):
+        return value
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, Mapping) else None
+
+
+def _replace_group(
+    config: ml_collections.ConfigDict, path: list[str], mapping: Mapping, source: str
+) -> None:
+    """Replaces the open group at ``path`` (created if missing) with ``mapping``'s keys."""
+    _set_leaf(config, path, {}, source)  # creates the group (and its parents) when missing
+    group = _get_path(config, path)
+    for key in list(group.keys()):
+        del group[key]
+    for leaf_path, value in _leaves(mapping, tuple(path)):
+        _set_leaf(config, leaf_path, value, source)
+
+
 def apply_overrides(
     config: ml_collections.ConfigDict, overrides: Sequence[str], *, source: str = "override"
 ) -> ml_collections.ConfigDict:
@@ -511,6 +561,9 @@ def apply_overrides(
         if not sep or not key:
             raise ConfigError(f"{source}: override {override!r} is not of the form key.sub=value")
         path = key.split(".")
+        if _is_open(path) and isinstance(mapping := _mapping_literal(text), Mapping):
+            _replace_group(config, path, mapping, source)
+            continue
         try:
             default = _get_path(config, path)
         except (KeyError, AttributeError, TypeError):
@@ -641,8 +694,33 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     for leaf_path, value in file_values:
         _set_leaf(config, leaf_path, value, source)
     apply_overrides(config, overrides, source="override")
+    _check_task_or_mixture(config, file_values, overrides, source)
     config.lock()
     return config
+
+
+def _check_task_or_mixture(
+    config: ml_collections.ConfigDict,
+    file_values: list[tuple[list[str], Any]],
+    overrides: Sequence[str],
+    source: str,
+) -> None:
+    """``data.task`` (one task) and ``data.mixture`` (several) exclude each other."""
+    if not config.data.mixture:
+        return
+    in_file = any(path == ["data", "task"] for path, _ in file_values)
+    in_overrides = any(
+        o.partition("=")[0].strip().removeprefix("--").removeprefix("config.") == "data.task"
+        for o in overrides
+    )
+    if in_file or in_overrides:
+        where = source if in_file else "an override"
+        raise ConfigError(
+            f"data.task={config.data.task!r} (set by {where}) and data.mixture "
+            f"({', '.join(config.data.mixture.keys())}) exclude each other: data.task names the "
+            "one task of a run, data.mixture the tasks of a mixed run (each entry's 'task' key "
+            "names its task when it differs from the entry's name); set only one"
+        )
 
 
 def _experiment_values(spec: str) -> tuple[list[tuple[list[str], Any]], str]:
@@ -769,6 +847,40 @@ def save_config(config: ml_collections.ConfigDict, workdir: str, name: str = "co
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def with_values(
+    config: ml_collections.ConfigDict, values: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with dotted keys replaced; ``config`` itself is unchanged.
+
+    A mapping value replaces a whole group (``{"data.task_options": {"digits": 3}}``). Used
+    for the one-task views of a run with several tasks or evaluation sets: every reader of
+    ``data.*`` / ``eval.*`` then works on a view unchanged.
+
+    Raises:
+      ConfigError: a key that does not exist, or a value of another type than the key's.
+
+    Example:
+      >>> view = with_values(base_config(), {"data.task": "kk", "eval.k": 16})
+      >>> view.data.task, view.eval.k, base_config().data.task
+      ('kk', 16, 'countdown')
+    """
+    view = copy.deepcopy(config)
+    for key, value in values.items():
+        *parents, leaf = key.split(".")
+        try:
+            node = _get_path(view, parents)
+            current = node[leaf]
+        except (KeyError, AttributeError, TypeError):
+            raise ConfigError(f"with_values: unknown config key {key!r}") from None
+        if isinstance(current, ml_collections.ConfigDict):
+            value = ml_collections.ConfigDict(dict(value or {}))
+        else:
+            value = _check_type(current, value, key, "with_values")
+        with node.unlocked():
+            node[leaf] = value
+    return view
 
 
 def to_dataclass(cls: type, section: ml_collections.ConfigDict | Mapping, **overrides: Any) -> Any:

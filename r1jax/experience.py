@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from r1jax import distributed
+from r1jax.data import mixture as mixture_data
 from r1jax.data import prompts as prompt_data
 from r1jax.learner import Batch, CompiledSteps, LearnerConfig, TrainState
 from r1jax.metrics import Timer
@@ -33,7 +34,7 @@ from r1jax.sampling import sampler as sampler_lib
 from r1jax.sampling import stopping
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.tasks.verdict import Verdict
-from r1jax.verifiers import reflection_stats
+from r1jax.verifiers import reflection_stats, routing
 
 
 @dataclasses.dataclass
@@ -121,6 +122,9 @@ class ExperienceCollector:
       steps: the run's `CompiledSteps` (reference log-probs, the rows' sharding).
       pool: the verifier pool.
       task: the task name or import path the pool verifies with.
+      routes: several tasks in one batch (`r1jax.mixture`): the problem's task name
+        (``r1jax.data.mixture.TASK_KEY``) -> its `r1jax.verifiers.routing.Route`; each row
+        is verified by its own task's verifier (``task`` and ``verifier.options`` unused).
       stops: the stop token ids, token sequences and stop strings (`r1jax.build.StopSettings`).
       timer: the run's section timer.
     """
@@ -138,6 +142,7 @@ class ExperienceCollector:
         task: str,
         stops,
         timer: Timer,
+        routes: dict[str, routing.Route] | None = None,
     ):
         self.config, self.tokenizer, self.model_config = config, tokenizer, model_config
         # The sampler may run in another compute dtype (sampling.dtype) than the learner.
@@ -145,8 +150,16 @@ class ExperienceCollector:
             model_config, dtype=config.sampling.dtype or model_config.dtype
         )
         self.mesh, self.rules, self.steps, self.pool, self.task = mesh, rules, steps, pool, task
-        self.stops, self.timer = stops, timer
+        self.stops, self.timer, self.routes = stops, timer, routes
         self.verifier_options = dict(config.verifier.options.to_dict())
+
+    def _submit(self, texts: list[str], problems: list[dict]) -> Any:
+        """Queues this process's rows in the verifier pool (each with its task's verifier)."""
+        if self.routes:
+            return routing.submit_by_task(
+                self.pool, self.routes, texts, problems, task_key=mixture_data.TASK_KEY
+            )
+        return self.pool.submit_batch(self.task, texts, problems, **self.verifier_options)
 
     def _sampling_params(self, max_new_tokens: int) -> sampler_lib.SamplingParams:
         s = self.config.sampling
@@ -186,9 +199,7 @@ class ExperienceCollector:
             texts = [stopping.truncate_after_stop(text, self.stops.texts) for text in texts]
         local_problems = [p for p in prompts.problems for _ in range(group)]
         mine = distributed.process_rows(len(texts))
-        handle = self.pool.submit_batch(
-            self.task, texts[mine], local_problems, **self.verifier_options
-        )
+        handle = self._submit(texts[mine], local_problems)
         problems = [p for part in distributed.gather_objects(local_problems) for p in part]
         ids = [i for part in distributed.gather_objects(list(prompts.ids)) for i in part]
         batch = self.steps.batch_from_rollout(rollout)

@@ -33,6 +33,7 @@ The data's config conventions are `r1jax.data.from_config`'s; the learner's are
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import sys
@@ -44,9 +45,18 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import build, checkpointing, distributed, evaluate, experience, learner, metrics
+from r1jax import (
+    build,
+    checkpointing,
+    distributed,
+    eval_sets,
+    evaluate,
+    experience,
+    learner,
+    metrics,
+    mixture,
+)
 from r1jax import config as config_lib
-from r1jax.data import from_config as data_setup
 from r1jax.learner import from_config as learner_setup
 from r1jax.models import (
     flops_per_token,
@@ -92,19 +102,30 @@ class Trainer:
         self.config, self.workdir = config, workdir
         self.main_process = distributed.is_main_process()
         self.log = print if self.main_process else distributed.quiet
-        # Devices and the model.
-        self.task = build.task(config)
+        # Tasks (one, or several: data.mixture), devices and the model.
+        self.run_tasks = mixture.run_tasks(config)
+        self.task = self.run_tasks[0].module
         self.mesh = distributed.mesh_from_config(config, devices)
         self.rules = distributed.rules_from_config(config, self.mesh)
         self.sft_steps = config.sft.steps if config.sft.mode == "warmup" else 0
         self.total_steps = self.sft_steps + config.steps
         distributed.check_layout(config, self.mesh, self.rules, sft=bool(self.sft_steps))
-        self.tokenizer = build.tokenizer(config, workdir, self.task)
+        fit = {}  # a tokenizer fit from scratch sees every task, 256 merges for each
+        if mixture.is_mixture(config):
+            fit = dict(
+                texts=functools.partial(mixture.tokenizer_texts, self.run_tasks),
+                num_merges=256 * len(self.run_tasks),
+            )
+        self.tokenizer = build.tokenizer(config, workdir, self.task, **fit)
         init_key = jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM)
         self.model_config, params = build.model(
             config, self.tokenizer, init_key, self.mesh, self.rules
         )
-        self.prompt_fn = build.prompt_fn(config, self.task, self.tokenizer)
+        self.prompt_fns = {  # each task's prompt wording
+            task.name: build.prompt_fn(task.config, task.module, self.tokenizer)
+            for task in self.run_tasks
+        }
+        self.prompt_fn = self.prompt_fns[self.run_tasks[0].name]
         # The learner: one state structure for both phases (a reference only if RL uses one).
         self._learners: dict[tuple[bool, int], learner.LearnerConfig] = {}
         self.shape_learner = self.learner_config(sft=False, rl_step=0)
@@ -118,17 +139,18 @@ class Trainer:
         self.state = self.steps.init(params, self.shape_learner, **self._auxiliary_init(loaded))
         del params, loaded  # donated to / copied into the state
         # Data, verification and evaluation.
-        self.prompts = data_setup.prompt_iterator(config, self.task, self.tokenizer, self.prompt_fn)
+        self.prompts = mixture.prompt_iterator(
+            config, self.run_tasks, self.tokenizer, self.prompt_fns
+        )
         self.sft_batches = None
         if self.sft_steps:
-            self.sft_batches = data_setup.sft_iterator(
-                config, self.task, self.tokenizer, self.prompt_fn
+            self.sft_batches = mixture.sft_iterator(
+                config, self.run_tasks, self.tokenizer, self.prompt_fns
             )
         self.stops = build.stop_settings(config, self.tokenizer, self.model_config.vocab_size)
-        self.eval_problems = None
-        if config.eval.num_problems:
-            self.eval_problems = data_setup.eval_problems(config, self.task)
-            self.eval_settings = build.eval_settings(config, self.tokenizer, self.stops)
+        self.eval_sets = eval_sets.build_sets(
+            config, self.run_tasks, self.tokenizer, self.stops, self.prompt_fn
+        )
         self.root_key = jax.random.key(config.seed)
         self.timer = metrics.Timer()
         self.config_hash = config_lib.config_hash(config)
@@ -202,7 +224,7 @@ class Trainer:
             self.state = self.steps.init(
                 self.state.policy, self.shape_learner, **self._auxiliary_init(kept)
             )
-            if self.config.eval.num_problems:
+            if self.eval_sets:
                 self.summary["eval_after_sft"] = self.evaluate("eval after SFT", step)
         self._maybe_reset_reference(rl_step)
         if self.config.data.curriculum:  # the prompts of this step's curriculum stage
@@ -218,6 +240,17 @@ class Trainer:
             group_size=self.config.sampling.group_size,
             reflection_keywords=self.config.logging.reflection_keywords,
         )
+        if mixture.is_mixture(self.config):  # rollout/<task>/accuracy, /reward_mean, ...
+            host.update(
+                mixture.task_metrics(
+                    [task.name for task in self.run_tasks],
+                    collected.problems,
+                    collected.verdicts,
+                    collected.lengths,
+                    mixture.outcome_rewards(collected.batch, config, self.mesh),
+                    group_size=self.config.sampling.group_size,
+                )
+            )
         host.update(collected.metrics)
         if self.config.data.curriculum:
             host["data/curriculum_stage"] = float(self.prompts.stage)
@@ -246,30 +279,31 @@ class Trainer:
             self.state = self.state.replace(reference=reference)
 
     def evaluate(self, label: str, step: int) -> dict[str, Any]:
-        """Held-out pass@1 / pass@k / maj@k of the current policy, logged and printed."""
+        """Held-out pass@1 / pass@k / maj@k of the current policy on every evaluation set
+        (`r1jax.eval_sets`), logged and printed; the `r1jax.eval_sets.summary` entry."""
         key = jax.random.fold_in(self.root_key, EVAL_STREAM)  # the same keys at every eval
         with self.timer.section("eval"):
-            results = evaluate.evaluate(
+            results = eval_sets.evaluate_sets(
+                self.eval_sets,
                 self.state.policy,
                 self.model_config,
                 self.tokenizer,
-                self.eval_problems,
-                task=self.config.data.task,
-                prompt_fn=self.prompt_fn,
                 key=key,
-                settings=self.eval_settings,
                 pool=self.pool,
                 mesh=self.mesh,
                 rules=self.rules,
             )
-        if self.main_process:  # every process has the same results
-            print(evaluate.format_summary(results, label=f"{label} (step {step})"), flush=True)
-        scalars = {f"eval/{k}": float(v) for k, v in results.items() if isinstance(v, int | float)}
-        self.logger.writer.write_scalars(max(step, 0), scalars)
-        self.logger.writer.write_texts(
-            max(step, 0), {"eval_examples": json.dumps(results["examples"])}
-        )
-        return results
+        texts = {}
+        for eval_set in self.eval_sets:
+            result = results[eval_set.name]
+            if self.main_process:  # every process has the same results
+                name = f" {eval_set.name}" if eval_set.named else ""
+                line = evaluate.format_summary(result, label=f"{label}{name} (step {step})")
+                print(line, flush=True)
+            texts[eval_sets.example_texts_key(eval_set)] = json.dumps(result["examples"])
+        self.logger.writer.write_scalars(max(step, 0), eval_sets.scalars(self.eval_sets, results))
+        self.logger.writer.write_texts(max(step, 0), texts)
+        return eval_sets.summary(self.eval_sets, results)
 
     # ----------------------------------------------------------------------- the run
 
@@ -318,7 +352,7 @@ class Trainer:
         """The loop: warm-start steps, RL steps, evaluations; then the final save and export."""
         config, step = self.config, self.start
         with checkpointing.PreemptionGuard() as guard:
-            if step == 0 and config.eval.at_start and config.eval.num_problems:
+            if step == 0 and config.eval.at_start and self.eval_sets:
                 self.summary["eval_at_start"] = self.evaluate("eval at start", 0)
             while step < self.total_steps:
                 if distributed.any_process(guard.stop_requested):
@@ -346,10 +380,10 @@ class Trainer:
 
     def finish(self, step: int) -> dict[str, Any]:
         """The last evaluation, the final checkpoint and the export (``workdir/export``)."""
-        config, summary = self.config, self.summary
-        if config.eval.num_problems and self.total_steps > self.sft_steps:
+        summary = self.summary
+        if self.eval_sets and self.total_steps > self.sft_steps:
             summary["eval_final"] = self.evaluate("eval after RL", step)
-        elif config.eval.num_problems and self.sft_steps and "eval_after_sft" not in summary:
+        elif self.eval_sets and self.sft_steps and "eval_after_sft" not in summary:
             summary["eval_after_sft"] = self.evaluate("eval after SFT", step)
         self.save(step, force=True)
         export = os.path.join(self.workdir, "export")
@@ -390,6 +424,7 @@ class Trainer:
             task=config.data.task,
             stops=self.stops,
             timer=self.timer,
+            routes=mixture.routes(self.run_tasks) if mixture.is_mixture(config) else None,
         )
 
     def close(self) -> None:
@@ -437,7 +472,8 @@ def run(
     trainer = Trainer(config, workdir, devices)
     model = trainer.model_config
     trainer.log(
-        f"r1jax: {config.objective.algorithm} on {config.data.task}, model {config.model.name} "
+        f"r1jax: {config.objective.algorithm} on {mixture.describe(trainer.run_tasks)}, "
+        f"model {config.model.name} "
         f"({num_params(model) / 1e6:.2f}M params, vocab {model.vocab_size}), "
         f"{trainer.sft_steps} SFT + {config.steps} RL steps, mesh {dict(trainer.mesh.shape)} "
         f"over {jax.process_count()} process(es), workdir {workdir}",
@@ -451,7 +487,7 @@ def run(
     summary["metrics_file"] = os.path.join(workdir, metrics.METRICS_FILE)
     for key in ("eval_after_sft", "eval_final"):
         if key in summary:
-            summary[key] = {k: v for k, v in summary[key].items() if k != "examples"}
+            summary[key] = eval_sets.without_examples(summary[key])
     if distributed.is_main_process():
         with open(os.path.join(workdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2, default=str)

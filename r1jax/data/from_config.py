@@ -155,6 +155,21 @@ def sft_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt
             def text_of_prompt(example):
                 return example["question"]
 
+    return sft_batches_of(
+        config,
+        source,
+        prompt_fn=text_of_prompt,
+        response_fn=response_of,
+        tokenizer=tokenizer,
+        shuffle=not spec.startswith("reference"),
+    )
+
+
+def sft_batches_of(
+    config: ml_collections.ConfigDict, source: Any, *, prompt_fn, response_fn, tokenizer, shuffle
+) -> Any:
+    """The warm start's batches over ``source`` (examples with a prompt and a response):
+    ``sft.batch_size`` rows (this process's share) in ``sft.bucket_step`` widths."""
     # A whole example must fit: cutting prompts only for long responses would teach the model
     # that a shorter prompt means a longer answer. Examples that do not fit are skipped.
     longest = max(config.data.bucket_sizes) + config.sampling.max_new_tokens + 1
@@ -162,27 +177,32 @@ def sft_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt
         raise config_lib.ConfigError(f"sft.bucket_step={config.sft.bucket_step}: must be >= 1")
     return sft_data.sft_batches(
         source,
-        prompt_fn=text_of_prompt,
-        response_fn=response_of,
+        prompt_fn=prompt_fn,
+        response_fn=response_fn,
         tokenizer=tokenizer,
         batch_size=config.sft.batch_size // jax.process_count(),
         buckets=padding.linear_buckets(longest, step=config.sft.bucket_step),
         seed=config.data.seed,
-        shuffle=not spec.startswith("reference"),
+        shuffle=shuffle,
         overlong="skip",
         read_options=_read_options(),
     )
 
 
-def prompt_iterator(config: ml_collections.ConfigDict, task: Any, tokenizer, prompt_fn) -> Any:
-    """The RL steps' prompt batches of ``data.prompts_per_step`` (this process's share)."""
+def prompt_iterator(
+    config: ml_collections.ConfigDict, task: Any, tokenizer, prompt_fn, *, batch_size=None
+) -> Any:
+    """The RL steps' prompt batches of ``data.prompts_per_step`` (this process's share), or
+    of ``batch_size`` prompts when given (one task's stream of a mixture reads one at a time)."""
+    if batch_size is None:
+        batch_size = config.data.prompts_per_step // jax.process_count()
     if config.data.curriculum:  # one stream per stage (r1jax.data.curriculum)
         return curriculum_prompt_iterator(config, task, tokenizer, prompt_fn)
     return prompt_data.prompt_batches(
         problem_source(config, task, seed=config.data.seed),
         prompt_fn=prompt_fn,
         tokenizer=tokenizer,
-        batch_size=config.data.prompts_per_step // jax.process_count(),
+        batch_size=batch_size,
         buckets=config.data.bucket_sizes,
         seed=config.data.seed,
         shuffle=config.data.shuffle and config.data.source != "procedural",
