@@ -265,6 +265,7 @@ def eval_settings(config, tokenizer_: Tokenizer, stops: StopSettings) -> evaluat
         budget_sweep=evaluate.budget_sweep_from_config(
             config.eval.budget_forcing, tokenizer_, max_new_tokens=max_new_tokens
         ),
+        verifier_options=tuple(sorted(config.verifier.options.to_dict().items())),
     )
 
 

@@ -73,6 +73,9 @@ class EvalSettings:
         for plain sampling. When set, its ``completion_length`` replaces ``max_new_tokens``.
       budget_sweep: ``(thinking_budget, num_ignore, BudgetForcing)`` points evaluated after
         the headline evaluation (`budget_sweep_from_config`); empty for none.
+      verifier_options: ``(name, value)`` keyword arguments of the task's ``verify`` (the run's
+        ``verifier.options``, e.g. a math ``scoring`` rule), so held-out completions are
+        graded by the rule the rewards use.
     """
 
     num_samples: int = 4
@@ -88,6 +91,7 @@ class EvalSettings:
     ks: tuple[int, ...] = (1,)
     budget_forcing: budget_lib.BudgetForcing | None = None
     budget_sweep: tuple[tuple[int, int, budget_lib.BudgetForcing], ...] = ()
+    verifier_options: tuple[tuple[str, Any], ...] = ()
 
 
 BUDGET_FORCING_MODES = ("none", "cap", "extend")
@@ -366,7 +370,9 @@ def sample_completions(
     )
 
 
-def _verify(task: str, texts: list[str], problems: list[dict], pool: Any) -> list[Verdict]:
+def _verify(
+    task: str, texts: list[str], problems: list[dict], pool: Any, options: Mapping[str, Any]
+) -> list[Verdict]:
     """Verdicts of every row; with several processes each verifies a contiguous share.
 
     The shares' verdicts are gathered in process order, so every process gets the same list
@@ -379,9 +385,12 @@ def _verify(task: str, texts: list[str], problems: list[dict], pool: Any) -> lis
         mine = slice(bounds[jax.process_index()], bounds[jax.process_index() + 1])
         texts, problems = texts[mine], problems[mine]
     if pool is not None:
-        verdicts = pool.verify_batch(task, texts, problems)
+        verdicts = pool.verify_batch(task, texts, problems, **options)
     else:
-        verdicts = [inprocess.verify(task, text, problem) for text, problem in zip(texts, problems)]
+        verdicts = [
+            inprocess.verify(task, text, problem, **options)
+            for text, problem in zip(texts, problems)
+        ]
     if processes == 1:
         return list(verdicts)
     parts = distributed.gather_objects([verdict.to_dict() for verdict in verdicts])
@@ -451,7 +460,8 @@ def evaluate(
     )
     texts, lengths, truncated = samples.texts, samples.lengths, samples.truncated
     repeated = [problem for problem in problems for _ in range(k)]
-    verdicts = _verify(task, texts, repeated, pool)
+    options = dict(settings.verifier_options)
+    verdicts = _verify(task, texts, repeated, pool, options)
     correct = np.array([v.correct for v in verdicts], bool).reshape(len(problems), k)
     answers = [[verdicts[i * k + j].answer for j in range(k)] for i in range(len(problems))]
     greedy_correct = None
@@ -460,7 +470,7 @@ def evaluate(
         greedy_texts = sample_completions(
             params, model_config, tokenizer, prompt_ids, key, greedy, settings, mesh, rules
         ).texts
-        greedy_verdicts = _verify(task, greedy_texts, problems, pool)
+        greedy_verdicts = _verify(task, greedy_texts, problems, pool, options)
         greedy_correct = np.array([v.correct for v in greedy_verdicts], bool)
     ks = tuple(sorted({min(max(value, 1), k) for value in settings.ks}))
     report = eval_metrics.evaluate_samples(correct, answers, ks=ks, greedy_correct=greedy_correct)
