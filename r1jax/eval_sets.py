@@ -9,13 +9,14 @@
     )
 
 Every key defaults to the run's own: ``task`` to ``data.task``, ``num_problems`` / ``k`` /
-``temperature`` / ``top_p`` / ``greedy`` / ``max_new_tokens`` to ``eval.*``, ``template`` and the
-field names (``prompt_field``, ``answer_field``, ``id_field``) to ``data.*``. ``path`` is a
-JSONL/Parquet file or tfds directory (``source`` guessed from it, ``split`` for tfds); a set
-without one evaluates its task's generator with the held-out seed (``task_options`` its
-options) or, for the run's own file-based task, ``eval.path``. A set of another task than the
-run's starts from that task's own options and default template (a ``chat`` template stays).
-``num_problems=0`` drops a set.
+``temperature`` / ``top_p`` / ``greedy`` / ``max_new_tokens`` to ``eval.*``, ``template`` and
+the field names (``prompt_field``, ``answer_field``, ``id_field``) to ``data.*``,
+``verifier_options`` (keyword arguments of the task's ``verify``) to ``verifier.options``.
+``path`` is a JSONL/Parquet file or tfds directory (``source`` guessed from it, ``split`` for
+tfds); a set without one evaluates its task's generator with the held-out seed
+(``task_options`` its options) or, for the run's own file-based task, ``eval.path``. A set of
+another task than the run's starts from that task's own options, verifier options and default
+template (a ``chat`` template stays). ``num_problems=0`` drops a set.
 
 Which sets a run evaluates:
 
@@ -65,6 +66,7 @@ SET_KEYS = {
     "top_p": (int, float),
     "greedy": (bool,),
     "max_new_tokens": (int,),
+    "verifier_options": (Mapping,),
 }
 """The keys of an ``eval.sets`` entry and the types they take."""
 
@@ -82,6 +84,7 @@ _VIEW_KEYS = {
     "top_p": "eval.top_p",
     "greedy": "eval.greedy",
     "max_new_tokens": "eval.max_new_tokens",
+    "verifier_options": "verifier.options",
 }
 
 
@@ -125,6 +128,7 @@ def set_view(
     task = settings.get("task", base.data.task)
     if task != base.data.task:  # another task: its own options, default template, generator
         values.update({"data.task": task, "data.task_options": {}, "eval.path": ""})
+        values["verifier.options"] = {}
         values["data.source"] = "procedural"
         if base.data.template not in ("", "chat"):
             values["data.template"] = ""

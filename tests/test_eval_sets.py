@@ -67,8 +67,11 @@ def test_a_set_inherits_the_run_and_overrides_what_it_names(tmp_path):
         "math500": {"task": "math", "path": str(path), "num_problems": 5, "max_new_tokens": 64},
         "dropped": {"num_problems": 0},
     }
-    views = views_of(config_lib.load_config(DEFAULT, [f"eval.sets={sets!r}"]))
+    overrides = [f"eval.sets={sets!r}", "verifier.options.correct_score=2.0"]
+    views = views_of(config_lib.load_config(DEFAULT, overrides))
     assert sorted(views) == ["countdown", "math500", "same"]
+    assert views["same"].verifier.options.correct_score == 2.0  # the run's verifier options
+    assert not views["countdown"].verifier.options  # another task: its own (none)
     same = views["same"]
     assert (same.data.task, same.eval.k, same.eval.greedy) == ("multiplication", 2, False)
     assert same.data.task_options.digits == 3 and same.data.template == "base"
