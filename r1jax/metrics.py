@@ -7,8 +7,10 @@ Only process 0 writes in multi-host runs: :func:`create_writer` takes ``process_
 returns a writer that drops everything on other processes. Nothing here is global.
 
 Metric names are slash-separated, lower-case: ``reward/mean``, ``accuracy``,
-``response_length/mean``, ``reflect_rate``, ``time/sample``, ``eval/pass@1``. The progress bar
-and :mod:`r1jax.plot` look names up by these conventions.
+``response_length/mean``, ``reflect_rate``, ``time/sample``, ``eval/pass@1``; a named
+evaluation set's under ``eval/<set>/`` (``eval/aime24/pass@16``, `r1jax.eval_sets`) and a task
+of a mixture's under ``rollout/<task>/`` (``rollout/countdown/accuracy``, `r1jax.mixture`).
+The progress bar and :mod:`r1jax.plot` look names up by these conventions.
 
 clu is not used: its latest release (0.0.12) cannot import ``metric_writers`` or
 ``periodic_actions`` without TensorFlow, and ``clu.metrics.Std`` fails on jax >= 0.10.
