@@ -228,9 +228,11 @@ class ExperienceCollector:
         verify_wait = verify_total = 0.0
         reference = None
         rounds = 0
+        # With LoRA: the adapters merged into the base, in the sampler's compute dtype.
+        policy = self.steps.policy_params(state, learner_config, self.sampler_model_config.dtype)
         while True:
             sampled = self._sample_round(
-                state.policy,
+                policy,
                 next(prompt_iterator),
                 jax.random.fold_in(key, rounds),
                 learner_config.max_new_tokens,
@@ -238,7 +240,9 @@ class ExperienceCollector:
             submitted = time.perf_counter()
             if learner_config.uses_reference and not dynamic.enabled:
                 # The device computes the reference log-probs while the workers verify.
-                reference = self.steps.reference(state.reference, sampled.batch, learner_config)
+                reference = self.steps.reference(
+                    state.reference, sampled.batch, learner_config, state.base
+                )
             waited = time.perf_counter()
             verdicts = gather_verdicts(sampled.handle.result())
             done = time.perf_counter()

@@ -12,7 +12,10 @@ the tokenizer (``tokenizer.path``, the model directory, or ``WORKDIR/tokenizer``
 The checkpoint's ``train_state`` item is read with orbax's partial restore: only the ``policy``
 subtree is read from disk, so neither the optimizer state nor the reference is built or loaded.
 Its shapes and dtypes are checked against the model the config describes before any array is
-read.
+read. A LoRA run (``lora.rank > 0``) checkpoints only its adapters: they are read the same way,
+the frozen base is rebuilt as the run built it (the preset's init from the run's seed, the
+Hugging Face directory, or the ``model.init_from`` source, in ``lora.base_dtype``) and the
+export holds the merged weights ``W + (alpha / r) A B``.
 
 Example:
 
@@ -40,7 +43,15 @@ import jax
 from etils import epath
 
 from r1jax import build, checkpointing
-from r1jax.models import MODEL_PRESETS, ModelConfig, abstract_params, save_pretrained
+from r1jax.models import (
+    MODEL_PRESETS,
+    ModelConfig,
+    abstract_params,
+    init_params,
+    load_pretrained,
+    save_pretrained,
+)
+from r1jax.models import lora as lora_lib
 from r1jax.tokenizer import Tokenizer
 
 # Mirrors the trainer: model names that are presets trained from scratch, not HF directories.
@@ -118,15 +129,50 @@ def checkpoint_steps(workdir: str) -> list[int]:
         return checkpointer.all_steps()
 
 
+def lora_settings(config: dict[str, Any]) -> lora_lib.LoraConfig | None:
+    """The run's `r1jax.models.lora.LoraConfig`, or None for a full fine-tuning run."""
+    if not config.get("lora", {}).get("rank", 0):
+        return None
+    import ml_collections
+
+    from r1jax.learner import from_config
+
+    return from_config.lora_config(ml_collections.ConfigDict(config))
+
+
+def lora_base(workdir: str, config: dict[str, Any], model_config: ModelConfig) -> Any:
+    """The frozen base of a LoRA run, rebuilt as `r1jax.train` built it (before the cast to
+    ``lora.base_dtype``): the ``model.init_from`` source, the preset's init from the run's
+    seed, or the Hugging Face directory."""
+    from r1jax.train import INIT_STREAM
+
+    model = config["model"]
+    dtypes = dict(dtype=model_config.dtype, param_dtype=model_config.param_dtype)
+    source = model.get("init_from", "")
+    if source and os.path.isdir(os.path.join(source, "checkpoints")):
+        return restore_policy(source, model_config)[1]
+    if source:
+        return load_pretrained(source, **dtypes)[1]
+    if model["name"] in MODEL_PRESETS:
+        key = jax.random.fold_in(jax.random.key(config.get("seed", 0)), INIT_STREAM)
+        return init_params(model_config, key)
+    return load_pretrained(build.model_directory(model["name"]), **dtypes)[1]
+
+
 def restore_policy(
-    workdir: str, model_config: ModelConfig, *, step: int | None = None
+    workdir: str, model_config: ModelConfig, *, step: int | None = None, merge: bool = True
 ) -> tuple[int, Any]:
     """Reads only the policy params of a checkpoint onto the default device.
+
+    For a LoRA run the checkpoint's policy is the adapters; the result is the merged params
+    (`lora_base` plus the adapters, in ``model_config.params_dtype``), or with ``merge=False``
+    the adapters as saved.
 
     Args:
       workdir: the training workdir.
       model_config: the policy's config (its abstract tree is checked against the checkpoint).
       step: checkpoint step; the newest when None.
+      merge: LoRA runs: merge the adapters into the rebuilt base.
 
     Returns:
       ``(step, policy params)`` with host-readable ``jax.Array`` leaves.
@@ -154,9 +200,14 @@ def restore_policy(
     except Exception as error:  # orbax raises many types for damaged files
         raise ExportError(f"checkpoint {item} is unreadable: {_short(error)}") from None
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    run_config = read_run_config(workdir)
+    lora = lora_settings(run_config)
+    if lora is None:
+        saved_tree = abstract_params(model_config)
+    else:
+        saved_tree = lora_lib.abstract_adapters(model_config, lora)
     abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-        abstract_params(model_config),
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), saved_tree
     )
     problems = checkpointing.compare_tree_to_metadata(abstract, saved_policy)
     if problems:
@@ -178,6 +229,9 @@ def restore_policy(
         ) from None
     finally:
         handler.close()
+    if lora is not None and merge:
+        base = lora_lib.cast_base(lora_base(workdir, run_config, model_config), lora)
+        policy = lora_lib.merge(base, policy, lora, dtype=model_config.params_dtype)
     return step, policy
 
 

@@ -221,9 +221,14 @@ class Trainer:
                 for spec in self.shape_learner.auxiliary_models
                 if spec.init != learner.auxiliary.FROM_POLICY
             }
-            self.state = self.steps.init(
-                self.state.policy, self.shape_learner, **self._auxiliary_init(kept)
-            )
+            if self.shape_learner.lora is None:
+                self.state = self.steps.init(
+                    self.state.policy, self.shape_learner, **self._auxiliary_init(kept)
+                )
+            else:  # LoRA: the base with the warm-started adapters
+                self.state = self.steps.init(
+                    self.state.base, self.shape_learner, adapters=self.state.policy
+                )
             if self.eval_sets:
                 self.summary["eval_after_sft"] = self.evaluate("eval after SFT", step)
         self._maybe_reset_reference(rl_step)
@@ -275,7 +280,7 @@ class Trainer:
             return
         if self.state.reference is not None and rl_step and rl_step % every == 0:
             copy = learner.reference_copy(self.state.policy, self.model_config)
-            reference = jax.device_put(copy, self.steps.policy_sharding)
+            reference = jax.device_put(copy, self.steps.state_sharding.reference)
             self.state = self.state.replace(reference=reference)
 
     def evaluate(self, label: str, step: int) -> dict[str, Any]:
@@ -285,7 +290,7 @@ class Trainer:
         with self.timer.section("eval"):
             results = eval_sets.evaluate_sets(
                 self.eval_sets,
-                self.state.policy,
+                self.steps.policy_params(self.state, self.shape_learner, self.model_config.dtype),
                 self.model_config,
                 self.tokenizer,
                 key=key,
@@ -324,6 +329,7 @@ class Trainer:
     def restore(self) -> int:
         """Resumes from the newest checkpoint in the workdir; the step to start at."""
         abstract_tree = checkpointing.abstract_like(self.state.to_tree())  # with the shardings
+        base = self.state.base  # LoRA: the frozen base is rebuilt, never checkpointed
         if self.checkpointer.latest_step() is not None:
             self.state = None  # free the fresh state before the checkpoint is read
         restored = checkpointing.restore_latest_or_none(
@@ -334,7 +340,7 @@ class Trainer:
         if restored is None:
             return 0
         start, tree, host_state = restored
-        self.state = learner.TrainState.from_tree(tree)
+        self.state = learner.TrainState.from_tree(tree, base=base)
         where = f"checkpoint {self.workdir}/checkpoints/{start}"
         self.prompts.set_state(distributed.this_process(host_state["prompt_data"], where))
         if self.sft_batches is not None and host_state.get("sft_data") is not None:
@@ -387,7 +393,11 @@ class Trainer:
             summary["eval_after_sft"] = self.evaluate("eval after SFT", step)
         self.save(step, force=True)
         export = os.path.join(self.workdir, "export")
-        policy = distributed.to_host(self.state.policy)  # every process takes part
+        # With LoRA, the adapters merged into the base (W + alpha/r A B) in the params dtype.
+        merged = self.steps.policy_params(
+            self.state, self.shape_learner, self.model_config.params_dtype, merge=True
+        )
+        policy = distributed.to_host(merged)  # every process takes part
         if self.main_process:
             save_pretrained(export, self.model_config, policy, self.tokenizer)
         summary["export"] = export

@@ -14,6 +14,7 @@ import optax
 
 from r1jax.learner.optimizer import OptimizerConfig, make_optimizer
 from r1jax.models import ModelConfig
+from r1jax.models.lora import LoraConfig
 from r1jax.rewards.shaping import RewardConfig
 from r1jax.sharding import ShardingRules
 
@@ -40,6 +41,9 @@ class LearnerConfig:
       remat: rematerialise transformer blocks in the backward pass.
       rules: logical sharding rules for the activation constraints inside the model (applied
         when the step runs under ``jax.set_mesh``); None uses the default rules.
+      lora: low-rank adapters (`r1jax.models.lora`): the state's policy is the adapters, the
+        frozen base sits next to them, and only the adapters are trained; None trains every
+        parameter.
     """
 
     model: ModelConfig
@@ -54,6 +58,7 @@ class LearnerConfig:
     logprob_chunk_size: int = 256
     remat: bool = False
     rules: ShardingRules | None = None
+    lora: LoraConfig | None = None
 
     def __post_init__(self):
         for name in ("group_size", "minibatches_per_step", "max_new_tokens"):

@@ -3,7 +3,8 @@
 `r1jax.config.load_config` has already applied the algorithm's preset and the user's values
 (base defaults < preset < experiment file < command line), so the translation copies keys: the
 ``objective.*`` keys into the algorithm's config class (`r1jax.algorithms`), ``rewards.*``
-into `RewardConfig`, ``optim.*`` (or ``sft.*`` for the warm start) into `OptimizerConfig`.
+into `RewardConfig`, ``optim.*`` (or ``sft.*`` for the warm start) into `OptimizerConfig`,
+``lora.*`` into `r1jax.models.lora.LoraConfig`.
 Nothing is overridden here: a value the learner cannot use is a `ConfigError` naming the key.
 """
 
@@ -21,6 +22,7 @@ from r1jax.learner import auxiliary as auxiliary_lib
 from r1jax.learner.config import LearnerConfig
 from r1jax.learner.optimizer import OptimizerConfig
 from r1jax.models import ModelConfig
+from r1jax.models import lora as lora_lib
 from r1jax.rewards.shaping import RewardConfig
 
 SCHEDULES = ("constant", "cosine", "linear")
@@ -123,6 +125,48 @@ def algorithm_config(config: ml_collections.ConfigDict) -> Any:
     return algorithm
 
 
+def lora_config(config: ml_collections.ConfigDict) -> lora_lib.LoraConfig | None:
+    """``lora.*`` -> `LoraConfig`, or None when ``lora.rank`` is 0 (full fine-tuning).
+
+    The reference keeps its own adapter copy when it can move away from the base: R1's
+    reference reset (``reference.mode=reset_every``) or a warm start (``sft.mode=warmup``),
+    whose adapters the RL reference starts from.
+
+    Raises:
+      r1jax.config.ConfigError: a negative rank, an unknown target, a dropout outside
+        ``[0, 1)``, a bad ``base_dtype``, or an algorithm with auxiliary models (a critic,
+        a PRM), which LoRA does not cover.
+    """
+    section = config.lora
+    if section.rank < 0:
+        raise config_lib.ConfigError(f"lora.rank={section.rank}: must be >= 0 (0 = no LoRA)")
+    if section.rank == 0:
+        return None
+    fields = dataclasses.fields(algorithms.module_of(config.objective.algorithm).CONFIG)
+    auxiliary = [f.name for f in fields if isinstance(f.default, auxiliary_lib.AuxiliaryModel)]
+    if auxiliary:
+        raise config_lib.ConfigError(
+            f"lora.rank={section.rank} with objective.algorithm={config.objective.algorithm}: "
+            f"LoRA trains the policy's adapters only, and this algorithm also trains "
+            f"{', '.join(auxiliary)} (a full second model); set lora.rank=0"
+        )
+    try:
+        return lora_lib.LoraConfig(
+            rank=section.rank,
+            alpha=section.alpha,
+            targets=lora_lib.parse_targets(section.targets),
+            dropout=section.dropout,
+            base_dtype=section.base_dtype,
+            merge_for_sampling=section.merge_for_sampling,
+            reference_adapters=(
+                config.reference.mode == "reset_every" or config.sft.mode == "warmup"
+            ),
+            seed=config.seed,
+        )
+    except ValueError as error:
+        raise config_lib.ConfigError(str(error)) from None
+
+
 def learner_config(
     config: ml_collections.ConfigDict,
     model_config: ModelConfig,
@@ -151,6 +195,7 @@ def learner_config(
             logprob_chunk_size=config.optim.logprob_chunk_size,
             remat=config.model.remat,
             rules=rules,
+            lora=lora_config(config),
         )
     except config_lib.ConfigError:
         raise

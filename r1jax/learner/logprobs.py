@@ -1,5 +1,8 @@
 """Log-probs of a batch's completion tokens under some params, as the learner needs them.
 
+With LoRA the learner's "params" are adapters; `model_params` joins them to the frozen base
+(`r1jax.models.lora.combine`) right before the forward, so gradients reach only the adapters.
+
 Not here: the model's forward pass and chunked log-softmax (`r1jax.models.token_logprobs`).
 """
 
@@ -12,7 +15,21 @@ import jax.numpy as jnp
 
 from r1jax.learner.batch import Batch
 from r1jax.learner.config import LearnerConfig
+from r1jax.models import lora as lora_lib
 from r1jax.models import token_logprobs
+
+
+def model_params(
+    params: Any, base: Any, config: LearnerConfig, *, dropout_key: jax.Array | None = None
+) -> Any:
+    """What the forward takes: ``params`` itself, or with ``config.lora`` the base with the
+    adapters ``params`` applied (``params`` None: the base alone, adapters off).
+
+    ``dropout_key``: the LoRA dropout masks of a training forward (None: no dropout).
+    """
+    if config.lora is None:
+        return params
+    return lora_lib.combine(base, params, config.lora, dropout_key=dropout_key)
 
 
 def sequence_inputs(batch: Batch) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -72,11 +89,18 @@ def _rows_in_chunks(fn: Any, batch: Batch, rows_per_chunk: int) -> jax.Array:
     return out.reshape(rows, *out.shape[2:])
 
 
-def reference_logprobs_fn(reference: Any, batch: Batch, config: LearnerConfig) -> jax.Array:
-    """``[B, T]`` reference log-probs of the completions (no gradient), in micro-batches."""
+def reference_logprobs_fn(
+    reference: Any, batch: Batch, config: LearnerConfig, base: Any = None
+) -> jax.Array:
+    """``[B, T]`` reference log-probs of the completions (no gradient), in micro-batches.
+
+    With LoRA, ``reference`` is an adapters tree (or None: the base with the adapters off)
+    applied to ``base``.
+    """
+    params = model_params(reference, base, config)
 
     def score(chunk):
-        return completion_logprobs(reference, chunk, config, with_entropy=False)[0]
+        return completion_logprobs(params, chunk, config, with_entropy=False)[0]
 
     return jax.lax.stop_gradient(_rows_in_chunks(score, batch, config.micro_batch_size))
 

@@ -25,6 +25,11 @@
 The step holds no algorithm branches: everything algorithm-specific is a method of
 ``config.algorithm`` (`r1jax.algorithms.base`).
 
+With LoRA (``config.lora``) the state's policy is the adapters: the gradients, the clipping and
+the optimizer see only them, and every forward applies them to ``state.base``
+(`r1jax.learner.logprobs.model_params`); the reference is the base with the adapters off
+unless it keeps its own adapter copy.
+
 `CompiledSteps` holds the programs of one run on one mesh with declared in/out shardings.
 """
 
@@ -39,9 +44,20 @@ import optax
 
 from r1jax.learner.batch import Batch, concat_batches
 from r1jax.learner.config import LearnerConfig
-from r1jax.learner.logprobs import completion_logprobs, reference_logprobs_fn, split_rows
+from r1jax.learner.logprobs import (
+    completion_logprobs,
+    model_params,
+    reference_logprobs_fn,
+    split_rows,
+)
 from r1jax.learner.optimizer import learning_rate_schedule
-from r1jax.learner.state import TrainState, init_train_state, state_shardings
+from r1jax.learner.state import (
+    LORA_DROPOUT_STREAM,
+    TrainState,
+    init_train_state,
+    state_shardings,
+)
+from r1jax.models import lora as lora_lib
 
 
 def _is_finite_tree(tree: Any) -> jax.Array:
@@ -49,32 +65,48 @@ def _is_finite_tree(tree: Any) -> jax.Array:
 
 
 def _gradients(
-    policy: Any, batch: Batch, prepared: dict[str, jax.Array], config: LearnerConfig
+    policy: Any,
+    batch: Batch,
+    prepared: dict[str, jax.Array],
+    config: LearnerConfig,
+    *,
+    base: Any = None,
+    dropout_key: jax.Array | None = None,
 ) -> tuple[Any, dict[str, jax.Array]]:
-    """Gradients and metric sums of one mini-batch, accumulated exactly over micro-batches."""
+    """Gradients and metric sums of one mini-batch, accumulated exactly over micro-batches.
+
+    With LoRA, ``policy`` is the adapters and ``base`` the frozen base; ``dropout_key`` (LoRA
+    dropout) gives each row a key, and each micro-batch uses its first row's.
+    """
     algorithm = config.algorithm
     denominator = algorithm.denominator(prepared, config)
+    row_keys = None
+    if dropout_key is not None:
+        row_keys = jax.random.key_data(jax.random.split(dropout_key, batch.rows))  # [B, 2]
 
     def micro_batch_loss(params, micro):
-        micro_batch, micro_prepared = micro
+        micro_batch, micro_prepared, micro_keys = micro
+        key = None if micro_keys is None else jax.random.wrap_key_data(micro_keys[0])
+        params = model_params(params, base, config, dropout_key=key)
         logprobs, entropy = completion_logprobs(params, micro_batch, config, with_entropy=True)
         return algorithm.loss(logprobs, entropy, micro_batch, micro_prepared, denominator, config)
 
     grad_fn = jax.grad(micro_batch_loss, has_aux=True)
-    return _accumulated(grad_fn, policy, batch, prepared, config.micro_batch_size)
+    return _accumulated(grad_fn, policy, (batch, prepared, row_keys), config.micro_batch_size)
 
 
-def _accumulated(grad_fn: Any, params: Any, batch: Batch, prepared: Any, micro_rows: int):
-    """``grad_fn(params, (batch, prepared))`` summed over micro-batches of ``micro_rows`` rows
-    with ``lax.scan`` (the whole mini-batch at once when ``micro_rows`` is 0 or too large)."""
-    rows = batch.rows
+def _accumulated(grad_fn: Any, params: Any, inputs: Any, micro_rows: int):
+    """``grad_fn(params, inputs)`` summed over micro-batches of ``micro_rows`` rows of every
+    ``[B, ...]`` leaf of ``inputs`` with ``lax.scan`` (the whole mini-batch at once when
+    ``micro_rows`` is 0 or too large)."""
+    rows = jax.tree.leaves(inputs)[0].shape[0]
     if micro_rows <= 0 or micro_rows >= rows:
-        return grad_fn(params, (batch, prepared))
+        return grad_fn(params, inputs)
     if rows % micro_rows:
         raise ValueError(
             f"optim.micro_batch_size={micro_rows} does not divide the {rows}-row mini-batch"
         )
-    micro_batches = split_rows((batch, prepared), rows // micro_rows)
+    micro_batches = split_rows(inputs, rows // micro_rows)
 
     def accumulate(carry, micro):
         return jax.tree.map(jnp.add, carry, grad_fn(params, micro)), None
@@ -86,11 +118,29 @@ def _accumulated(grad_fn: Any, params: Any, batch: Batch, prepared: Any, micro_r
     return grads, sums
 
 
+def _dropout_key(state: TrainState, update: jax.Array, config: LearnerConfig) -> Any:
+    """The LoRA dropout key of update ``update`` of this step (None without dropout)."""
+    lora = config.lora
+    if lora is None or lora.dropout == 0:
+        return None
+    key = jax.random.fold_in(jax.random.key(lora.seed), LORA_DROPOUT_STREAM)
+    return jax.random.fold_in(jax.random.fold_in(key, state.step), update)
+
+
 def _optimizer_update(
-    state: TrainState, minibatch: tuple, config: LearnerConfig
+    state: TrainState, minibatch: tuple, config: LearnerConfig, update: Any = 0
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer update on one mini-batch; skipped (and counted) when not finite."""
-    grads, sums = _gradients(state.policy, *minibatch, config)
+    """One optimizer update on one mini-batch; skipped (and counted) when not finite.
+
+    ``update``: the update's index within the step (distinct LoRA dropout masks).
+    """
+    grads, sums = _gradients(
+        state.policy,
+        *minibatch,
+        config,
+        base=state.base,
+        dropout_key=_dropout_key(state, update, config),
+    )
     updates, new_opt_state = config.make_optimizer().update(grads, state.opt_state, state.policy)
     new_policy = optax.apply_updates(state.policy, updates)
     grad_norm = optax.tree.norm(grads)
@@ -127,11 +177,13 @@ def train_step_fn(
     algorithm = config.algorithm
     if config.uses_reference and batch.reference_logprobs is None:
         batch = batch.replace(
-            reference_logprobs=reference_logprobs_fn(state.reference, batch, config)
+            reference_logprobs=reference_logprobs_fn(state.reference, batch, config, state.base)
         )
     if getattr(algorithm, "uses_learner_logprobs", False) and batch.learner_logprobs is None:
         # The learner's own π_old (rollout correction): the policy before any update.
-        batch = batch.replace(learner_logprobs=reference_logprobs_fn(state.policy, batch, config))
+        batch = batch.replace(
+            learner_logprobs=reference_logprobs_fn(state.policy, batch, config, state.base)
+        )
     if config.auxiliary_models:
         # Scores of the auxiliary models before any update (e.g. PPO's old values).
         aux_params = {name: model["params"] for name, model in state.aux.items()}
@@ -140,17 +192,17 @@ def train_step_fn(
     else:
         prepared, metrics = algorithm.prepare(batch, config)
     minibatches = split_rows((batch, prepared), config.minibatches_per_step)
-    order = jnp.tile(jnp.arange(config.minibatches_per_step), algorithm.num_iterations)
 
-    def one_update(state, index):
-        minibatch = jax.tree.map(lambda x: x[index], minibatches)
-        return _optimizer_update(state, minibatch, config)
+    def one_update(state, update):
+        # Passes over the mini-batches in order: update u uses mini-batch u mod M.
+        minibatch = jax.tree.map(lambda x: x[update % config.minibatches_per_step], minibatches)
+        return _optimizer_update(state, minibatch, config, update)
 
     def policy_updates(state):
         if config.updates_per_step == 1:
             state, sums = one_update(state, 0)
             return state, jax.tree.map(lambda x: x[None], sums)
-        return jax.lax.scan(one_update, state, order)  # each leaf [U]
+        return jax.lax.scan(one_update, state, jnp.arange(config.updates_per_step))  # [U] each
 
     if config.policy_frozen_steps:
         state, sums = _unless_policy_frozen(policy_updates, state, config)
@@ -212,7 +264,7 @@ def _auxiliary_updates(
 
         grad_fn = jax.grad(micro_batch_loss, has_aux=True)
         grads, sums = _accumulated(
-            grad_fn, model["params"], mini_batch, mini_prepared, config.micro_batch_size
+            grad_fn, model["params"], (mini_batch, mini_prepared), config.micro_batch_size
         )
         updates, opt_state = optimizer.update(grads, model["opt_state"], model["params"])
         params = optax.apply_updates(model["params"], updates)
@@ -256,12 +308,27 @@ def compile_train_step(config: LearnerConfig, state_sharding: Any, rows_sharding
     )
 
 
-def compile_reference_logprobs(config: LearnerConfig, params_sharding: Any, rows_sharding: Any):
-    """`reference_logprobs_fn` jitted: ``fn(reference, batch) -> [B, T]`` in ``rows_sharding``."""
+def compile_reference_logprobs(
+    config: LearnerConfig, params_sharding: Any, rows_sharding: Any, base_sharding: Any = None
+):
+    """`reference_logprobs_fn` jitted: ``fn(reference, batch, base) -> [B, T]`` in
+    ``rows_sharding`` (``base``: the LoRA base, or None)."""
+
+    def reference_logprobs(reference, batch, base):
+        return reference_logprobs_fn(reference, batch, config, base)
+
     return jax.jit(
-        functools.partial(reference_logprobs_fn, config=config),
-        in_shardings=(params_sharding, rows_sharding),
+        reference_logprobs,
+        in_shardings=(params_sharding, rows_sharding, base_sharding),
         out_shardings=rows_sharding,
+    )
+
+
+def compile_policy_params(lora: Any, dtype: Any, params_sharding: Any) -> Any:
+    """`r1jax.models.lora.merge` jitted into the base's shardings: ``fn(base, adapters) ->
+    params`` with each target kernel ``W + (alpha / r) A B`` in ``dtype``."""
+    return jax.jit(
+        functools.partial(lora_lib.merge, lora=lora, dtype=dtype), out_shardings=params_sharding
     )
 
 
@@ -304,8 +371,13 @@ class CompiledSteps:
             elif kind == "update":
                 program = compile_train_step(config, self.state_sharding, self.rows_sharding)
             else:
+                # With LoRA the reference is the state's adapter copy (or None) on the base.
+                lora = config.lora is not None
                 program = compile_reference_logprobs(
-                    config, self.policy_sharding, self.rows_sharding
+                    config,
+                    self.state_sharding.reference if lora else self.policy_sharding,
+                    self.rows_sharding,
+                    self.state_sharding.base if lora else None,
                 )
             self._programs[(kind, config)] = program
         return self._programs[(kind, config)]
@@ -343,7 +415,33 @@ class CompiledSteps:
         with jax.set_mesh(self.mesh):
             return self._program("update", config)(state, batch)
 
-    def reference(self, reference: Any, batch: Batch, config: LearnerConfig) -> jax.Array:
-        """``[B, T]`` reference log-probs in the rows' sharding."""
+    def reference(
+        self, reference: Any, batch: Batch, config: LearnerConfig, base: Any = None
+    ) -> jax.Array:
+        """``[B, T]`` reference log-probs in the rows' sharding (with LoRA: ``reference`` is
+        the state's adapter copy or None, applied to ``base``)."""
         with jax.set_mesh(self.mesh):
-            return self._program("reference", config)(reference, batch)
+            return self._program("reference", config)(reference, batch, base)
+
+    def policy_params(
+        self, state: TrainState, config: LearnerConfig, dtype: Any = None, *, merge: Any = None
+    ) -> Any:
+        """The policy as model params, for the sampler, evaluation and export.
+
+        Without LoRA, ``state.policy`` itself. With LoRA and ``merge`` (None:
+        ``lora.merge_for_sampling``; the export passes True), one jitted program merges the adapters into the base, ``W + (alpha / r) A B`` per target
+        kernel in ``dtype`` (None: the base's dtype), into the base's shardings: a copy of the
+        target kernels that lives while the caller holds it. Otherwise the base with the
+        adapter leaves added (`r1jax.models.lora.combine`; no copy, every forward adds the
+        low-rank term).
+        """
+        lora = config.lora
+        if lora is None:
+            return state.policy
+        if not (lora.merge_for_sampling if merge is None else merge):
+            return lora_lib.combine(state.base, state.policy, lora)
+        key = ("merge", lora, None if dtype is None else jax.numpy.dtype(dtype).name)
+        if key not in self._layout:
+            self._layout[key] = compile_policy_params(lora, dtype, self.policy_sharding)
+        with jax.set_mesh(self.mesh):
+            return self._layout[key](state.base, state.policy)
