@@ -12,6 +12,13 @@ counted under its temporaries and also shown on its own), outputs, temporaries a
 code. A program's peak is ``arguments + outputs - aliased + temporaries + code``; the sampler
 runs while the optimizer state and the reference stay on the device, so its line adds them.
 
+LoRA (``--lora-rank R``, `r1jax.models.lora`): the update step is compiled with the frozen
+base and the adapters (only they have gradients and optimizer state; the reference is the base,
+no second copy), the sampler with the merged weights it decodes with (a copy of the target
+kernels in the compute dtype, made before each sampling call), and a table sets LoRA's
+parameters, optimizer state and reference next to full fine-tuning's (from the abstract states,
+no compile).
+
 Fit: a program fits an accelerator when its peak is at most ``--usable`` (default 0.9) of the
 accelerator's memory (`ACCELERATORS`). The largest micro-batch comes from two more compiles of
 the update step, at ``d`` and ``2d`` micro-batch rows (``d`` the data-parallel size): the
@@ -189,6 +196,7 @@ class Setup:
     policy_sharding: Any
     rows_sharding: Any
     data_parallel: int
+    lora: Any = None  # the learner's LoraConfig, or None
 
 
 def setup(model: Any, mesh_sizes: dict[str, int], learner: Any) -> Setup:
@@ -215,7 +223,40 @@ def setup(model: Any, mesh_sizes: dict[str, int], learner: Any) -> Setup:
         policy_sharding=policy_sharding,
         rows_sharding=distributed.row_sharding(mesh, rules),
         data_parallel=distributed.data_parallel_size(mesh, rules),
+        lora=learner.lora,
     )
+
+
+def sampler_params(plan: Setup) -> Any:
+    """The abstract params the sampler decodes with: the policy, or with LoRA the adapters
+    merged into the base in the compute dtype (`r1jax.models.lora.merge`)."""
+    import jax
+
+    from r1jax.models import lora as lora_lib
+
+    state = plan.state
+    if plan.lora is None:
+        return state.policy
+    merged = jax.eval_shape(
+        lambda base, adapters: lora_lib.merge(base, adapters, plan.lora, plan.model.dtype),
+        state.base,
+        state.policy,
+    )
+    return _sharded(merged, plan.policy_sharding)
+
+
+def lora_target_bytes(plan: Setup) -> int:
+    """Per-device bytes of the base kernels that LoRA targets (the merged sampler copy
+    replaces them; the base keeps them)."""
+    from r1jax.models.transformer import flatten_params
+
+    flat = flatten_params(plan.state.base)
+    targets = [
+        leaf
+        for path, leaf in flat.items()
+        if path[-1] == "kernel" and len(path) > 1 and path[-2] in plan.lora.targets
+    ]
+    return _device_bytes(targets)
 
 
 def abstract_batch(rows: int, prompt_len: int, completion_len: int, sharding: Any) -> Any:
@@ -268,7 +309,7 @@ def compile_sampler(
     from r1jax import sharding as sharding_lib
     from r1jax.sampling import sampler
 
-    params = plan.state.policy
+    params = sampler_params(plan)
     sampling = sampler.SamplingParams(
         max_new_tokens=max_new_tokens,
         num_samples_per_prompt=group_size,
@@ -374,6 +415,7 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
 
     from r1jax import algorithms
     from r1jax.learner.config import LearnerConfig
+    from r1jax.models import lora as lora_lib
     from r1jax.models import num_params
 
     started = time.perf_counter()
@@ -383,6 +425,15 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
     completion_len = args.max_len - args.prompt_len
     if args.batch % args.group_size:
         raise ValueError(f"--batch {args.batch} is not a multiple of --group-size")
+    if args.lora_rank < 0:
+        raise ValueError(f"--lora-rank {args.lora_rank} must be >= 0 (0 = full fine-tuning)")
+    lora = None
+    if args.lora_rank:
+        lora = lora_lib.LoraConfig(
+            rank=args.lora_rank,
+            targets=lora_lib.parse_targets(args.lora_targets),
+            base_dtype=args.lora_base_dtype,
+        )
     learner = LearnerConfig(
         model=model,
         algorithm=algorithms.policy_gradient.CONFIG(),
@@ -392,17 +443,14 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
         micro_batch_size=args.micro_batch,
         logprob_chunk_size=args.logprob_chunk,
         remat=not args.no_remat,
+        lora=lora,
     )
     plan = setup(model, parse_mesh(args.mesh), learner)
     d = plan.data_parallel
     if args.batch % d or (args.micro_batch and args.micro_batch % d):
         raise ValueError(f"--batch and --micro-batch must be multiples of the data-parallel {d}")
     state = plan.state
-    parts = {
-        "parameters": _device_bytes(state.policy),
-        "optimizer state": _device_bytes(state.opt_state),
-        "reference": _device_bytes(state.reference) if state.reference is not None else 0,
-    }
+    parts = state_parts(state)
     batch = abstract_batch(args.batch, args.prompt_len, completion_len, plan.rows_sharding)
     parts["batch"] = _device_bytes(batch)
     out(
@@ -439,8 +487,12 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
         )
     out(f"per-device bytes (GiB) from XLA:CPU memory_analysis(), {how}:")
     for name, value in parts.items():
+        if name == "parameters" and "frozen base" in parts:
+            continue  # LoRA: shown as its two parts
         out(f"  argument  {name:<22}{_gib(value)}")
     resident = parts["optimizer state"] + parts["reference"]
+    if lora is not None:  # the sampler's merged copy replaces the base's target kernels
+        resident += parts["adapters"] + lora_target_bytes(plan)
     for name in ("prefill", "decode"):
         if name in programs:
             m = programs.pop(name)
@@ -487,6 +539,11 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
         )
     elif not args.skip_micro_batch:
         out(f"largest micro-batch: skipped, --batch {args.batch} is not a multiple of {2 * d}")
+    comparison = None
+    if lora is not None:
+        comparison = lora_comparison(model, lora, parse_mesh(args.mesh), learner, parts)
+        for line in comparison.pop("lines"):
+            out(line)
     out(f"peak {_gib(peak).strip()} GiB per device; fits (<= {args.usable:.0%} of memory):")
     for name in names:
         line = f"  {name:<5} {ACCELERATORS[name]:6.0f} GiB  {'fits' if fit[name] else 'no'}"
@@ -506,6 +563,59 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
         "fits": fit,
         "micro_batch": micro,
         "timings": timings,
+        "lora": comparison,
+    }
+
+
+def state_parts(state: Any) -> dict[str, int]:
+    """Per-device bytes of an abstract sharded train state: ``parameters`` (with LoRA the
+    frozen base plus the adapters, also shown as ``frozen base`` and ``adapters``),
+    ``optimizer state`` and ``reference``."""
+    parts = {}
+    if state.base is not None:
+        parts["frozen base"] = _device_bytes(state.base)
+        parts["adapters"] = _device_bytes(state.policy)
+    parts["parameters"] = _device_bytes(state.policy) + parts.get("frozen base", 0)
+    parts["optimizer state"] = _device_bytes(state.opt_state)
+    parts["reference"] = _device_bytes(state.reference) if state.reference is not None else 0
+    return parts
+
+
+def lora_comparison(
+    model: Any, lora: Any, mesh_sizes: dict[str, int], learner: Any, parts: dict[str, int]
+) -> dict[str, Any]:
+    """LoRA's trainable parameters and per-device state bytes next to full fine-tuning's.
+
+    Full fine-tuning's numbers come from its abstract train state on the same mesh (the same
+    learner without ``lora``); nothing is compiled. Returns the numbers and the printed
+    ``lines``.
+    """
+    from r1jax.models import lora as lora_lib
+    from r1jax.models import num_params
+
+    full_parts = state_parts(
+        setup(model, mesh_sizes, dataclasses.replace(learner, lora=None)).state
+    )
+    rows = ("parameters", "optimizer state", "reference")
+    trainable = {"lora": lora_lib.num_adapter_params(model, lora), "full": num_params(model)}
+    lora_total = sum(parts[name] for name in rows)
+    full_total = sum(full_parts[name] for name in rows)
+    base_dtype = lora.base_dtype or model.param_dtype
+    lines = [
+        f"LoRA rank {lora.rank} on {','.join(lora.targets)} (base {base_dtype}) against full "
+        "fine-tuning, per device (GiB; the reference is the base, so LoRA keeps none):",
+        f"  {'':<22}{'LoRA':>12}{'full':>12}",
+        f"  {'trainable params':<22}{trainable['lora'] / 1e6:>11.2f}M"
+        f"{trainable['full'] / 1e6:>11.2f}M",
+    ]
+    for name in rows:
+        lines.append(f"  {name:<22}{_gib(parts[name]):>12}{_gib(full_parts[name]):>12}")
+    lines.append(f"  {'total':<22}{_gib(lora_total):>12}{_gib(full_total):>12}")
+    return {
+        "trainable_params": trainable,
+        "lora": {name: parts[name] for name in rows},
+        "full": {name: full_parts[name] for name in rows},
+        "lines": lines,
     }
 
 
@@ -532,6 +642,13 @@ def parser() -> argparse.ArgumentParser:
         "--layers",
         default="auto",
         help="auto (models over 4 layers: compile at 2 and 4, continue linearly), full, or N1,N2",
+    )
+    p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank; 0 = full fine-tuning")
+    p.add_argument(
+        "--lora-targets", default="all", help="LoRA projections: all, attention, mlp or names"
+    )
+    p.add_argument(
+        "--lora-base-dtype", default="", help="LoRA's frozen base dtype ('' = --param-dtype)"
     )
     p.add_argument("--skip-sampler", action="store_true")
     p.add_argument("--skip-micro-batch", action="store_true")

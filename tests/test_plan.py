@@ -73,3 +73,51 @@ def test_planner_cli_end_to_end_on_a_tiny_model_over_8_devices():
     update = result["programs"]["update step"]
     assert update.arguments >= result["parts"]["parameters"] + result["parts"]["optimizer state"]
     assert update.temporaries > 0 and update.peak > update.temporaries
+
+
+def test_planner_sets_lora_against_full_fine_tuning():
+    lines = []
+    args = plan.parser().parse_args(
+        [
+            "--model",
+            "tiny",
+            "--devices",
+            "8",
+            "--mesh",
+            "data=2,fsdp=4",
+            "--batch",
+            "32",
+            "--group-size",
+            "4",
+            "--max-len",
+            "96",
+            "--prompt-len",
+            "32",
+            "--accelerator",
+            "v5e",
+            "--skip-micro-batch",
+            "--lora-rank",
+            "8",
+            "--lora-targets",
+            "attention",
+            "--lora-base-dtype",
+            "bfloat16",
+        ]
+    )
+    result = plan.run(args, out=lines.append)
+    text = "\n".join(lines)
+    assert "LoRA rank 8 on q_proj,k_proj,v_proj,o_proj (base bfloat16) against full" in text
+    assert "decode (+opt, ref)" in text
+    lora, full = result["lora"]["lora"], result["lora"]["full"]
+    assert lora["reference"] == 0 and full["reference"] > 0  # the reference is the base
+    assert lora["optimizer state"] < full["optimizer state"] / 5
+    assert lora["parameters"] < full["parameters"]  # a bfloat16 base plus small adapters
+    trainable = result["lora"]["trainable_params"]
+    assert trainable["lora"] == 2 * 8 * (4 * 128 + 2 * (128 + 64))  # q, o; k, v; 2 layers
+    parts = result["parts"]
+    assert parts["parameters"] == parts["frozen base"] + parts["adapters"]
+    update = result["programs"]["update step"]
+    assert update.arguments >= parts["parameters"] + parts["optimizer state"]
+    args.lora_rank = -1
+    with pytest.raises(ValueError, match="--lora-rank -1"):
+        plan.run(args)
