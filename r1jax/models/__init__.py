@@ -2,8 +2,9 @@
 
 Public API: `ModelConfig` (+ `RopeScaling`, `num_params`, `flops_per_token`), `init_params`,
 `abstract_params`, `param_logical_axes`, `param_shardings`, `forward`, `token_logprobs`,
-`KVCache`, `load_pretrained`, `load_generation_config`, `save_pretrained`. This is the only
-r1jax package that imports flax; everything outside sees a params pytree and pure functions.
+`KVCache`, `load_pretrained`, `load_generation_config`, `save_pretrained`; low-rank adapters
+as params transforms in `r1jax.models.lora`. This is the only r1jax package that imports flax;
+everything outside sees a params pytree and pure functions.
 
 Design note: why Flax Linen, used functionally. The policy, the frozen reference, optax
 state and orbax checkpoints all want the same thing: params as a plain nested dict of arrays.
