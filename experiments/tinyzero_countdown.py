@@ -55,7 +55,20 @@ Presets (comma-separated words, e.g. ``:ppo,cpu``):
   temperature 0.6 / top-p 0.95.
 - ``:smoke``: two warm-start and two RL steps with tiny batches (used by the tests).
 
-Measured with ``:cpu`` on a shared 2-core CPU (jax, float32): not run yet.
+Measured with ``:cpu`` (seed 0; code of commit 51ca16a with this file as committed in 86738f2)
+on the shared 2-core CPU (2.6 GHz Xeon guest, jax float32), load average about 3 from other
+work: ``python -m r1jax.train --config experiments/tinyzero_countdown.py:cpu
+--config.logging.progress_bar=false --workdir DIR``; pass@1 / pass@4 / maj@4 in %:
+
+    after the warm start   4.8 / 16.5 / 4.5
+    after 80 GRPO steps    8.5 / 21.0 / 7.5   (pass@1 +3.7)
+
+in 18 min 2 s (1.27 s per warm-start step, 3.5 s per RL step). A small gain: the warm-started
+tiny model rarely finds the equation by search (mean completion 35 tokens), and RL settled on
+guessing the equation directly (17 tokens), which TinyZero's score keeps at 0.1 whenever the
+guess uses each number once; the reward's 0.1 floor and the low accuracy (2 to 6% of the
+training samples correct) leave little signal. This preset shows the recipe running end to
+end on a CPU, not TinyZero's result.
 """
 
 import ml_collections
