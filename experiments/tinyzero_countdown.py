@@ -66,7 +66,7 @@ work: ``python -m r1jax.train --config experiments/tinyzero_countdown.py:cpu
 in 18 min 2 s (1.27 s per warm-start step, 3.5 s per RL step). A small gain: the warm-started
 tiny model rarely finds the equation by search (mean completion 35 tokens), and RL settled on
 guessing the equation directly (17 tokens), which TinyZero's score keeps at 0.1 whenever the
-guess uses each number once; the reward's 0.1 floor and the low accuracy (2 to 6% of the
+guess uses each number once; the reward's 0.1 floor and the low accuracy (0 to 6% of the
 training samples correct) leave little signal. This preset shows the recipe running end to
 end on a CPU, not TinyZero's result.
 """
