@@ -36,8 +36,9 @@ Differences from Open-R1, by design of r1jax: the cosine reward measures length 
 (``max_len`` 1,000); the repetition penalty is the paper's dense per-token n-gram penalty
 (App. C, with its run constants n = 40 and -0.05 per repeated token) where Open-R1 scores
 word 3-grams once per sequence; Open-R1's ``tag_count`` reward has no r1jax term; a correct
-answer counts as well formed for the format term. The SFT stage's sequences are sized by
-``sampling.max_new_tokens`` (16,384 here), while RL samples 2,048 tokens
+answer counts as well formed for the format term; both stages render prompts with the demo's
+system prompt (Open-R1's SFT run used the chat template's default). The SFT stage's sequences
+are sized by ``sampling.max_new_tokens`` (16,384 here), while RL samples 2,048 tokens
 (``schedule.context_stages``).
 
 Evaluation as Open-R1's lighteval setup: MATH-500, 4 samples per problem at temperature 0.6 and
