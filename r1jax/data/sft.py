@@ -175,6 +175,7 @@ def sft_batches(
     response_fn: Callable[[dict], str] = lambda example: example["response"],
     eos_token_id: int | None = None,
     overlong: padding.OverlongPolicy = "error",
+    max_skipped_in_a_row: int = 1000,
     seed: int = 0,
     shuffle: bool = True,
     num_epochs: int | None = None,
@@ -201,6 +202,9 @@ def sft_batches(
         (drop ids from the start of the prompt, then of the response, keeping the end;
         counted as ``counts["truncated_overlong"]``) or ``"skip"`` (counted as
         ``counts["skipped_overlong"]``).
+      max_skipped_in_a_row: with ``"skip"``, this many overlong examples in a row raise a
+        ``ValueError`` (a procedural source whose every example is too long would otherwise
+        never yield a batch).
       seed, shuffle, num_epochs, process_index, process_count: see
         ``r1jax.data.pipeline.record_dataset``. ``drop_remainder`` drops a last short batch.
       read_options: grain threads and prefetch for tokenisation.
@@ -240,14 +244,26 @@ def sft_batches(
             prompt_length=len(prompt_ids),
         )
 
+    skipped_in_a_row = 0
+
     def take(record: _EncodedExample, counts: collections.Counter) -> _EncodedExample | None:
+        nonlocal skipped_in_a_row
         what = f"example {record.example_id!r} (record {record.index})"
         token_ids, was_overlong = padding.fit_length(
             record.token_ids, buckets[-1], overlong=overlong, what=what
         )
         if token_ids is None:
             counts["skipped_overlong"] += 1
+            skipped_in_a_row += 1
+            if skipped_in_a_row >= max_skipped_in_a_row:
+                raise ValueError(
+                    f"{skipped_in_a_row} examples in a row are longer than the largest SFT "
+                    f"bucket ({buckets[-1]} tokens; the last, {what}, has "
+                    f"{len(record.token_ids)}): raise the sequence length (for the trainer, "
+                    "data.bucket_sizes + sampling.max_new_tokens) or shorten the examples"
+                )
             return None
+        skipped_in_a_row = 0
         if not was_overlong:
             return record
         counts["truncated_overlong"] += 1

@@ -87,6 +87,20 @@ def test_overlong_examples_skip_or_error(tmp_path, tokenizer):
         next(_make(source, tokenizer, buckets=(16,)))
 
 
+def test_an_endless_source_of_overlong_examples_is_an_error_not_a_hang(tokenizer):
+    source = sft.reference_trace_source(countdown, seed=0, method="search")
+    batches = _make(
+        source,
+        tokenizer,
+        prompt_fn=prompts.make_prompt_fn(countdown),
+        buckets=(16,),
+        overlong="skip",
+        num_epochs=None,
+    )
+    with pytest.raises(ValueError, match=r"1000 examples in a row are longer than .* \(16 tokens"):
+        next(batches)
+
+
 def test_reference_traces_are_reproducible_and_resume(tokenizer):
     source = sft.reference_trace_source(countdown, seed=2, method="search")
     rng = np.random.default_rng([2, 3])
