@@ -25,7 +25,20 @@ verifier's 0/1 reward, no KL, 8 prompts x 8 samples at temperature 1, at most 64
 Evaluation: 100 held-out problems per task (the generators' held-out seed), 4 samples at
 temperature 0.6 / top-p 0.95 (pass@1 over the 4, pass@4, maj@4).
 
-Measured: not yet run in full (the ``:smoke`` preset is what the tests run).
+Measured (seed 0, float32, this project's shared 2-core 2.6 GHz Xeon KVM guest, one run);
+pass@1 / pass@4 / maj@4 in % on the held-out sets:
+
+    task             after the warm start   after RL
+    countdown        35.0 / 64.0 / 39.0     48.8 / 67.0 / 50.0
+    knights_knaves   12.5 / 35.0 / 14.0     13.5 / 39.0 / 13.0
+
+Countdown gains 14 points of pass@1 from RL; Knights & Knaves stays where the warm start left
+it (at the logged RL steps its rollout accuracy, ``rollout/knights_knaves/accuracy``, is 3% to
+25%, countdown's 28% to 75%): answering a puzzle without working it out is more than
+this model learns in the budget, and the per-task metrics show which task the reward comes
+from. Wall time 13 min 48 s with other jobs on the machine (the warm start's steps took 1.2 s
+while it was busy, 0.65 s once it was not); an estimate for an idle machine of this kind is
+about 9 minutes (600 x 0.65 s of warm start, 60 x 1.7 s of RL, the evaluations).
 
 Presets:
 
