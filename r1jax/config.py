@@ -123,8 +123,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.mixture = ml_collections.ConfigDict()
     c.data.task_options = ml_collections.ConfigDict()  # keyword arguments for the task
     # RL prompts' generator options by stage: ((first RL step, {option: value}), ...), laid
-    # over data.task_options; the first stage starts at 0 (r1jax.data.curriculum). () = none
-    c.data.curriculum = ()
+    # over data.task_options; the first stage starts at 0 (r1jax.data.curriculum).
+    c.data.curriculum = ()  # () = no curriculum
     c.data.source = "procedural"  # procedural | jsonl | parquet | tfds
     c.data.path = ""  # JSONL/Parquet file, or tfds dataset dir <data_dir>/<name>[/<version>]
     c.data.split = "train"  # tfds split of the training problems (JSONL/Parquet have none)
