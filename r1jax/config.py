@@ -265,8 +265,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.lora = ml_collections.ConfigDict()
     c.lora.rank = 0  # r; 0 = full fine-tuning (no adapters)
     c.lora.alpha = 16.0  # the adapters' output is scaled by alpha / rank
-    # projections with an adapter in every layer; also all | attention | mlp
-    c.lora.targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    c.lora.targets = (  # projections with an adapter in every layer; also all | attention | mlp
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
     c.lora.dropout = 0.0  # dropout on the adapters' input in the learner's training forward
     c.lora.base_dtype = ""  # the frozen base's dtype: float32 | bfloat16; "" = model.param_dtype
     c.lora.merge_for_sampling = True  # sampler: merged W + (alpha/r) A B (else A, B per step)
