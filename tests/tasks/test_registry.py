@@ -57,8 +57,8 @@ def test_errors_name_what_is_missing():
         resolve_task("tests.tasks.no_such_module")
     with pytest.raises(TypeError, match=r"'tests.tasks.incomplete_task' has no verify\(completion"):
         resolve_task("tests.tasks.incomplete_task")
-    with pytest.raises(TypeError, match=r"'math' has no generate\(rng"):
-        resolve_task("math", require=("generate",))
+    with pytest.raises(TypeError, match=r"'format' has no generate\(rng"):
+        resolve_task("format", require=("generate",))
     with pytest.raises(TypeError, match=r"'format' has no reference_completion\(problem, rng\)"):
         resolve_task("format", require=("reference_completion",))
     with pytest.raises(ValueError, match="has no attribute 'missing'"):
