@@ -36,7 +36,11 @@ Presets:
 - ``:cpu``: SFT only on the ``tiny`` model trained from scratch on worked solutions of the math
   task's procedural problems (Qwen-Math layout), then the held-out evaluation; it exercises the
   SFT-only run, not LIMO's data-efficiency claim (the traces come from an endless generator, not
-  a curated set). Result on a shared 2-core CPU: not measured yet.
+  a curated set). Measured (seed 0, commit 6c23398, the shared 2-core CPU with nothing else
+  running, jax float32): ``python -m r1jax.train --config experiments/limo_sft.py:cpu
+  --config.logging.progress_bar=false --workdir DIR`` printed ``eval after SFT (step 600):
+  greedy 68.0% | pass@1 62.9% | pass@4 79.5% | maj@1 66.0% | maj@4 65.5% (200 problems x 4
+  samples)`` in 3 min 52 s (about 0.35 s per step).
 - ``:smoke``: two SFT steps read from ``experiments/data/math_traces.jsonl`` (16 generated
   problems with traces; ``experiments/data/make_math_traces.py`` rewrites it) through the tiny
   tokenizer's chat template, then the evaluation (used by the tests).
