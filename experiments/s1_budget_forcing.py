@@ -44,7 +44,18 @@ Presets:
   again:``), no RL, then the same evaluation with the end of thinking ``</think>``, the answer
   prefix `` <answer>`` and the ignore string ``Let me check again:`` (the phrase the tiny model
   knows; s1 ablates ignore strings as well), sweeping budgets of 16 to 96 thinking tokens, capped
-  and with one extension. Result on a shared 2-core CPU: not measured yet.
+  and with one extension. Measured (seed 0, commit 6c23398, the shared 2-core CPU with nothing
+  else running, jax float32) with ``python -m r1jax.train --config
+  experiments/s1_budget_forcing.py:cpu --config.logging.progress_bar=false --workdir DIR`` in
+  6 min 33 s; pass@1 / pass@4 in % on 100 problems x 4 samples (unforced: 7.8 / 21.0):
+
+      thinking budget     16         32         48         64          96
+      capped              0.5 / 2.0  1.8 / 4.0  2.2 / 6.0  9.2 / 21.0  16.5 / 33.0
+      + one "Wait"        0.8 / 2.0  2.2 / 5.0  4.0 / 9.0  8.8 / 17.0   7.2 / 17.0
+
+  Accuracy rises with the budget when the thinking is capped (the capped budgets beat the
+  unforced run from 96 tokens on); one forced extension helps at the small budgets and hurts
+  at 96.
 - ``:smoke``: two warm-start steps, then the evaluation with a two-budget sweep (used by the
   tests).
 """
