@@ -46,7 +46,13 @@ Presets:
   fraction arithmetic with LaTeX answers) in the R1 template, after a supervised warm start on
   the task's worked solutions (half of them cut to the bare answer, so the policy starts out
   mixing a reliable and an unreliable behaviour); learning rates and lengths fit the tiny model.
-  Result on a shared 2-core CPU: not measured yet.
+  Result on a shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train --config
+  experiments/r1_zero_math.py:cpu --workdir DIR``), pass@1 / pass@4 / maj@4 in % on 200
+  held-out problems x 4 samples: after the warm start 16.8 / 40.5 / 18.0, after 60 GRPO steps
+  11.2 / 23.5 / 11.0, in 9 min 7 s. The format term moved first (rollout format rate 0.66 ->
+  0.95, response length 57 -> 105 tokens) while rollout correctness stayed near 10%: at this
+  budget the run shows the mechanism (format and length shaping, KL, reference resets), not a
+  gain in accuracy.
 - ``:smoke``: two warm-start and two GRPO steps with tiny batches (used by the tests).
 """
 
