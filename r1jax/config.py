@@ -151,6 +151,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.sampling.max_new_tokens = 1024  # T, completion length cap
     c.sampling.stop_strings = ("</answer>",)  # a completion ends after any of these
     c.sampling.dtype = ""  # the sampler's compute dtype; "" = model.dtype (the learner's)
+    c.sampling.mode = "static"  # static (one call per round) | continuous (refilled slots)
+    c.sampling.slots = 0  # continuous: decode slots N; 0 = data.prompts_per_step * group_size
+    c.sampling.partial_rollouts = False  # continuous: unfinished rows continue in the next step
+    c.sampling.partial_step_budget = 0  # decode steps per generation call; 0 = max_new_tokens
 
     c.verifier = ml_collections.ConfigDict()
     c.verifier.workers = 0  # verifier processes; 0 = the machine's cores, at most 4

@@ -8,6 +8,11 @@ reference's log-probs to the device while the workers verify, and fills the verd
 never travels device -> host -> device. With DAPO's dynamic sampling it keeps drawing prompt
 groups until the batch holds ``data.prompts_per_step`` groups whose rewards differ (or
 ``max_rounds`` is reached, then it fills up with the other groups to keep shapes fixed).
+With ``sampling.mode = "continuous"`` the groups come from one continuous-batching sampler kept
+across steps (`r1jax.continuous_rollouts`): exactly the groups the step needs are submitted,
+one more for each group dynamic sampling rejects, each group is verified as it finishes, and
+the `Experience` has the same structure as in static mode (built from the finished groups,
+which that sampler hands back on the host).
 
 `rollout_metrics` computes the host-side metrics of the kept rows (accuracy, format rate,
 lengths, pass@group, verifier reasons, reflection rates).
@@ -25,7 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from r1jax import distributed
+from r1jax import continuous_rollouts, distributed
 from r1jax.data import mixture as mixture_data
 from r1jax.data import prompts as prompt_data
 from r1jax.learner import Batch, CompiledSteps, LearnerConfig, TrainState
@@ -127,6 +132,8 @@ class ExperienceCollector:
         is verified by its own task's verifier (``task`` and ``verifier.options`` unused).
       stops: the stop token ids, token sequences and stop strings (`r1jax.build.StopSettings`).
       timer: the run's section timer.
+      continuous: continuous mode's settings (`r1jax.continuous_rollouts.settings_from_config`);
+        None samples each round with the static sampler.
     """
 
     def __init__(
@@ -143,6 +150,7 @@ class ExperienceCollector:
         stops,
         timer: Timer,
         routes: dict[str, routing.Route] | None = None,
+        continuous: continuous_rollouts.ContinuousSettings | None = None,
     ):
         self.config, self.tokenizer, self.model_config = config, tokenizer, model_config
         # The sampler may run in another compute dtype (sampling.dtype) than the learner.
@@ -152,6 +160,15 @@ class ExperienceCollector:
         self.mesh, self.rules, self.steps, self.pool, self.task = mesh, rules, steps, pool, task
         self.stops, self.timer, self.routes = stops, timer, routes
         self.verifier_options = dict(config.verifier.options.to_dict())
+        self.stream = None
+        if continuous is not None:  # one sampler for the whole run
+            self.stream = continuous_rollouts.GroupStream(
+                continuous,
+                model_config=self.sampler_model_config,
+                prompt_length=max(config.data.bucket_sizes),
+                mesh=mesh,
+                rules=rules,
+            )
 
     def _submit(self, texts: list[str], problems: list[dict]) -> Any:
         """Queues this process's rows in the verifier pool (each with its task's verifier)."""
@@ -176,6 +193,14 @@ class ExperienceCollector:
             pad_id=self.tokenizer.pad_token_id,
         )
 
+    def _decode(self, tokens: np.ndarray, lengths: np.ndarray) -> list[str]:
+        """``[B, T]`` completion tokens (host) -> ``B`` texts, cut after a stop string."""
+        completions = [tokens[row, : lengths[row]].tolist() for row in range(tokens.shape[0])]
+        texts = self.tokenizer.decode_batch(completions, skip_special_tokens=True)
+        if self.stops.texts:  # a stop string can end inside the last token: cut after it
+            texts = [stopping.truncate_after_stop(text, self.stops.texts) for text in texts]
+        return texts
+
     def _sample_round(self, params, prompts, key, max_new_tokens: int) -> _Round:
         """Samples the global batch on the device and submits this process's rows to the pool."""
         group = self.config.sampling.group_size
@@ -193,10 +218,7 @@ class ExperienceCollector:
             tokens, lengths, finish = distributed.to_host(
                 (rollout.tokens, rollout.lengths, rollout.finish_reason)
             )
-        completions = [tokens[row, : lengths[row]].tolist() for row in range(tokens.shape[0])]
-        texts = self.tokenizer.decode_batch(completions, skip_special_tokens=True)
-        if self.stops.texts:  # a stop string can end inside the last token: cut after it
-            texts = [stopping.truncate_after_stop(text, self.stops.texts) for text in texts]
+        texts = self._decode(tokens, lengths)
         local_problems = [p for p in prompts.problems for _ in range(group)]
         mine = distributed.process_rows(len(texts))
         handle = self._submit(texts[mine], local_problems)
@@ -219,8 +241,18 @@ class ExperienceCollector:
         prompt_iterator,
         key: jax.Array,
         learner_config: LearnerConfig,
+        *,
+        policy_version: int = 0,
     ) -> Experience:
-        """One step's experience: ``data.prompts_per_step`` groups, verified, on the device."""
+        """One step's experience: ``data.prompts_per_step`` groups, verified, on the device.
+
+        ``policy_version`` (the step) labels the policy in continuous mode, where rows carried
+        by partial rollouts record the version they started at.
+        """
+        if self.stream is not None:
+            return self._collect_continuous(
+                state, prompt_iterator, key, learner_config, policy_version
+            )
         dynamic = self.config.objective.dynamic_sampling
         max_rounds = dynamic.max_rounds if dynamic.max_rounds > 0 else 1_000_000
         wanted, group = self.config.data.prompts_per_step, self.config.sampling.group_size
@@ -271,6 +303,75 @@ class ExperienceCollector:
         if dynamic.enabled:
             experience.metrics["dynamic_sampling/rounds"] = float(rounds)
             experience.metrics["dynamic_sampling/kept_groups"] = float(informative_groups)
+        return experience
+
+    def _collect_continuous(
+        self, state: TrainState, prompt_iterator, key, learner_config: LearnerConfig, version: int
+    ) -> Experience:
+        """`collect` through the run's continuous sampler: groups verified as they finish;
+        with dynamic sampling one more group is submitted for each group rejected."""
+        dynamic = self.config.objective.dynamic_sampling
+        max_rounds = dynamic.max_rounds if dynamic.max_rounds > 0 else 1_000_000
+        wanted = self.config.data.prompts_per_step
+        waits = []
+
+        def next_prompts():
+            prompts = next(prompt_iterator)
+            batch = global_prompt_batch(prompts, self.tokenizer.pad_token_id)
+            return batch, list(prompts.problems), list(prompts.ids)
+
+        def accept(group: continuous_rollouts.SampledGroup) -> bool:
+            finished = group.finished
+            group.texts = self._decode(finished.tokens, finished.lengths)
+            group.handle = self._submit(group.texts, [group.problem] * len(group.texts))
+            if not dynamic.enabled:
+                return True  # verdicts are collected at the end, while nothing waits on them
+            started = time.perf_counter()
+            group.verdicts = group.handle.result()
+            waits.append(time.perf_counter() - started)
+            correct = verdict_arrays(group.verdicts)[0]
+            return bool(correct.any() and not correct.all())
+
+        policy = self.steps.policy_params(state, learner_config, self.sampler_model_config.dtype)
+        with self.timer.section("sample"):
+            step = self.stream.collect(
+                policy,
+                version,
+                next_prompts,
+                key,
+                self._sampling_params(learner_config.max_new_tokens),
+                wanted=wanted,
+                max_rounds=max_rounds if dynamic.enabled else 1_000_000,
+                accept=accept,
+            )
+        groups = step.kept + step.spare[: wanted - len(step.kept)]  # refill: fixed shapes
+        rollout = continuous_rollouts.groups_rollout(groups, self.config.data.bucket_sizes)
+        batch = self.steps.batch_from_rollout(rollout)
+        reference = None
+        if learner_config.uses_reference and not dynamic.enabled:
+            reference = self.steps.reference(state.reference, batch, learner_config, state.base)
+        started = time.perf_counter()
+        verdicts = [v for g in groups for v in (g.verdicts or g.handle.result())]
+        waits.append(time.perf_counter() - started)
+        correct, well_formed, scores = (
+            distributed.put_rows(array, self.steps.rows_sharding)
+            for array in verdict_arrays(verdicts)
+        )
+        if reference is not None:
+            batch = batch.replace(reference_logprobs=reference)
+        experience = Experience(
+            batch=batch.with_verdicts(correct, well_formed, scores),
+            texts=[t for g in groups for t in g.texts],
+            problems=[g.problem for g in groups for _ in g.texts],
+            verdicts=verdicts,
+            lengths=np.asarray(rollout.lengths),
+            finish_reason=np.asarray(rollout.finish_reason),
+            metrics={"time/verify_wait": float(sum(waits)), **step.metrics},
+            problem_ids=[g.problem_id for g in groups for _ in g.texts],
+        )
+        if dynamic.enabled:
+            experience.metrics["dynamic_sampling/rounds"] = float(step.rounds)
+            experience.metrics["dynamic_sampling/kept_groups"] = float(len(step.kept))
         return experience
 
     def _assemble(self, kept: list, group: int) -> Experience:

@@ -21,7 +21,9 @@ Randomness: every stream folds the global step into the root key (``fold_in(key,
 resumed run draws exactly what an uninterrupted run would. Checkpoints (``checkpoint.every``)
 hold the train state and a host state (data iterator positions, phase, context stage, config
 hash); the run resumes from the newest one in ``workdir/checkpoints`` and refuses one that does
-not fit. SIGTERM saves and returns.
+not fit. SIGTERM saves and returns. With ``sampling.mode = "continuous"`` and partial rollouts,
+the rows in flight are not checkpointed: a resumed run drops them and refills its slots from
+the data iterator's saved position (`r1jax.continuous_rollouts`).
 
 A model preset (``model.name`` = tiny / small / ...) trains from scratch; without
 ``tokenizer.path`` a small byte-level BPE tokenizer is fit on the task's prompts and traces
@@ -48,6 +50,7 @@ import numpy as np
 from r1jax import (
     build,
     checkpointing,
+    continuous_rollouts,
     distributed,
     eval_sets,
     evaluate,
@@ -110,6 +113,8 @@ class Trainer:
         self.sft_steps = config.sft.steps if config.sft.mode == "warmup" else 0
         self.total_steps = self.sft_steps + config.steps
         distributed.check_layout(config, self.mesh, self.rules, sft=bool(self.sft_steps))
+        # sampling.mode=continuous: checked before anything is built.
+        self.continuous = continuous_rollouts.settings_from_config(config, self.mesh, self.rules)
         fit = {}  # a tokenizer fit from scratch sees every task, 256 merges for each
         if mixture.is_mixture(config):
             fit = dict(
@@ -236,7 +241,9 @@ class Trainer:
             self.prompts.set_step(rl_step)
         config = self.learner_config(sft=False, rl_step=rl_step)
         key = jax.random.fold_in(jax.random.fold_in(self.root_key, SAMPLE_STREAM), step)
-        collected = self.collector.collect(self.state, self.prompts, key, config)
+        collected = self.collector.collect(
+            self.state, self.prompts, key, config, policy_version=step
+        )
         with self.timer.section("update"):
             self.state, device_metrics = self.steps.update(self.state, collected.batch, config)
             streak = int(self.state.nonfinite_streak)
@@ -435,6 +442,7 @@ class Trainer:
             stops=self.stops,
             timer=self.timer,
             routes=mixture.routes(self.run_tasks) if mixture.is_mixture(config) else None,
+            continuous=self.continuous,
         )
 
     def close(self) -> None:
