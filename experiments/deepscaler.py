@@ -11,10 +11,12 @@ Follows DeepScaleR (agentica-project/deepscaler: ``scripts/train/run_deepscaler_
 token-mean loss over the batch, clip 0.2, the k3 KL in the loss at β = 0.001 to a frozen
 reference, entropy bonus 0.001) at lr 1e-6 constant; 128 prompts x 8 samples per step at
 temperature 0.6, prompts up to 1,024 tokens, two mini-batch updates of 64 prompts per step
-(``optim.minibatches_per_step=2``), one pass; the completion cap grows within the run,
-``schedule.context_stages``: 8,192 tokens for steps 0-1,039, 16,384 for 1,040-1,519, 24,576 from
-1,520 on (the step boundaries are the README's; DeepScaleR ran each stage as a new verl job
-from the previous checkpoint, r1jax switches inside one run and keeps the optimizer state).
+(``optim.minibatches_per_step=2``), one pass; the completion cap and the group size change
+within the run, ``schedule.context_stages`` (`r1jax.schedule`): 8,192 tokens and 8 samples per
+prompt for steps 0-1,039, 16,384 tokens and 16 samples for 1,040-1,519, 24,576 tokens and 16
+samples from 1,520 on (the step boundaries are the README's; DeepScaleR ran each stage as a
+new verl job from the previous checkpoint, r1jax switches inside one run and keeps the
+optimizer state).
 About 1,750 steps in all (from summaries of the DeepScaleR blog). The reward is binary:
 ``<think>`` and ``</think>`` must appear in the prefilled ``<think>\\n`` + completion, the last
 ``\\boxed{}`` after the first ``</think>`` is graded, 1 if correct else 0, and a truncated
@@ -23,10 +25,6 @@ path and Math-Verify where DeepScaleR uses the MATH normaliser and PRM800K's sym
 The prompt is DeepScaleR's user message ``{problem} Let's think step by step and output the
 final answer within \\boxed{}.`` in DeepSeek-R1-Distill's chat template, which ends with
 ``<think>\\n``.
-
-Departure: DeepScaleR doubled the group size to 16 for the 16K and 24K stages (on 32 GPUs);
-r1jax's stage schedule changes only the length, so this run keeps G = 8 (for G = 16 later, start
-a second run from this one's workdir with ``--config.model.init_from=runs/deepscaler``).
 
 Data: DeepScaleR-Preview-Dataset (about 40k AIME 1984-2023, AMC, Omni-MATH and STILL problems)
 as JSONL rows with ``problem`` and ``answer`` fields. Evaluation as DeepScaleR's
@@ -43,8 +41,8 @@ sharded over ``mesh.fsdp``. Not run at this scale.
 
 Presets:
 
-- ``:cpu``: the same schedule shape (completion cap 112 -> 160 -> 208 tokens at RL steps 0, 25
-  and 45) and reward on the ``tiny`` model trained from scratch on the math task's procedural
+- ``:cpu``: the same schedule shape for the completion cap (112 -> 160 -> 208 tokens at RL
+  steps 0, 25 and 45; the group size stays 8, which keeps the run within 20 minutes) and reward on the ``tiny`` model trained from scratch on the math task's procedural
   problems, after a warm start on worked solutions in DeepScaleR's layout; the prompt is
   DeepScaleR's user message as plain text (no chat markup: the from-scratch tokenizer would
   spell a system message out in bytes), the grader assumes the distilled template's
@@ -83,7 +81,7 @@ def get_config(arg=None):
     c.sampling = dict(
         group_size=8, temperature=0.6, top_p=1.0, max_new_tokens=24576, stop_strings=()
     )
-    c.schedule = dict(context_stages=((0, 8192), (1040, 16384), (1520, 24576)))
+    c.schedule = dict(context_stages=((0, 8192, 8), (1040, 16384, 16), (1520, 24576, 16)))
     c.verifier = dict(options=dict(scoring="deepscaler"))
     c.rewards = dict(correctness_weight=1.0, truncated_is_incorrect=True)
     c.objective = dict(

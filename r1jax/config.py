@@ -298,7 +298,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.logprob_chunk_size = 256  # positions per chunk of the log-softmax (memory vs speed)
 
     c.schedule = ml_collections.ConfigDict()
-    c.schedule.context_stages = ()  # ((start_step, max_new_tokens), ...); () = constant T
+    c.schedule.context_stages = ()  # ((start_step, max_new_tokens[, group_size]), ...); () = constant
     # DeepScaleR: ((0, 8192), (1040, 16384), (1520, 24576))
 
     c.sft = ml_collections.ConfigDict()

@@ -44,7 +44,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from r1jax import distributed
+from r1jax import distributed, schedule
 from r1jax.config import ConfigError
 from r1jax.data import padding
 from r1jax.sampling import continuous
@@ -72,8 +72,8 @@ class ContinuousSettings:
 def settings_from_config(config, mesh=None, rules=None) -> ContinuousSettings | None:
     """The continuous-mode settings, or None for ``sampling.mode = "static"``.
 
-    ``sampling.slots = 0`` means ``data.prompts_per_step * sampling.group_size`` (one slot per
-    row of the batch). With a mesh, the slots (the sampler's batch axis) must split over the
+    ``sampling.slots = 0`` means ``data.prompts_per_step * sampling.group_size`` (with the
+    largest group size of ``schedule.context_stages``: one slot per row of the batch). With a mesh, the slots (the sampler's batch axis) must split over the
     data-parallel axes.
 
     Raises:
@@ -104,12 +104,16 @@ def settings_from_config(config, mesh=None, rules=None) -> ContinuousSettings | 
     group = s.group_size
     if s.slots < 0:
         raise ConfigError(f"sampling.slots={s.slots}: must be >= 0 (0 = one slot per batch row)")
-    slots = s.slots or config.data.prompts_per_step * group
-    if slots < group or slots % group:
-        raise ConfigError(
-            f"sampling.slots={s.slots}: must be a multiple of sampling.group_size={group} and "
-            "hold at least one group (a group's rows start together)"
-        )
+    slots = s.slots or config.data.prompts_per_step * max(schedule.group_sizes(config))
+    for size in schedule.group_sizes(config):
+        if slots < size or slots % size:
+            what = (
+                "sampling.group_size" if size == group else "a schedule.context_stages group size"
+            )
+            raise ConfigError(
+                f"sampling.slots={s.slots}: must be a multiple of {what}={size} and "
+                "hold at least one group (a group's rows start together)"
+            )
     if s.partial_step_budget < 0:
         raise ConfigError(f"sampling.partial_step_budget={s.partial_step_budget}: must be >= 0")
     if s.partial_step_budget and not s.partial_rollouts:

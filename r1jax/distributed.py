@@ -33,6 +33,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
+from r1jax import schedule
 from r1jax import sharding as sharding_lib
 from r1jax.checkpointing import CheckpointError
 from r1jax.config import ConfigError
@@ -317,15 +318,19 @@ def check_layout(
 ) -> None:
     """ConfigError unless the trainer's batches split over the data-parallel axes and processes.
 
-    The RL batch has ``data.prompts_per_step * sampling.group_size`` rows, the supervised one
-    ``sft.batch_size`` (checked when ``sft``); each process reads an equal share of the prompts.
+    The RL batch has ``data.prompts_per_step * sampling.group_size`` rows (with each context
+    stage's group size, `r1jax.schedule`), the supervised one ``sft.batch_size`` (checked when
+    ``sft``); each process reads an equal share of the prompts.
     Evaluation, budget-forced or not, runs on every process (`r1jax.evaluate` gathers the
     sampled rows and the verdicts), so it needs no check here.
     """
     processes = jax.process_count()
     prompts = config.data.prompts_per_step
-    rows = prompts * config.sampling.group_size
-    check_batch_rows(rows, "data.prompts_per_step * sampling.group_size", mesh, rules)
+    for group in schedule.group_sizes(config):
+        what = "data.prompts_per_step * sampling.group_size"
+        if group != config.sampling.group_size:
+            what = f"data.prompts_per_step * {group} (a group size of schedule.context_stages)"
+        check_batch_rows(prompts * group, what, mesh, rules)
     if prompts % processes:
         raise ConfigError(
             f"data.prompts_per_step={prompts} does not split over {processes} processes"

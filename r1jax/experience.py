@@ -178,7 +178,7 @@ class ExperienceCollector:
             )
         return self.pool.submit_batch(self.task, texts, problems, **self.verifier_options)
 
-    def _sampling_params(self, max_new_tokens: int) -> sampler_lib.SamplingParams:
+    def _sampling_params(self, max_new_tokens: int, group_size: int) -> sampler_lib.SamplingParams:
         s = self.config.sampling
         return sampler_lib.SamplingParams(
             max_new_tokens=max_new_tokens,
@@ -189,7 +189,7 @@ class ExperienceCollector:
             stop_token_ids=self.stops.token_ids,
             stop_sequences=self.stops.sequences,
             stop_strings=self.stops.strings,
-            num_samples_per_prompt=s.group_size,
+            num_samples_per_prompt=group_size,
             pad_id=self.tokenizer.pad_token_id,
         )
 
@@ -201,16 +201,15 @@ class ExperienceCollector:
             texts = [stopping.truncate_after_stop(text, self.stops.texts) for text in texts]
         return texts
 
-    def _sample_round(self, params, prompts, key, max_new_tokens: int) -> _Round:
+    def _sample_round(self, params, prompts, key, max_new_tokens: int, group: int) -> _Round:
         """Samples the global batch on the device and submits this process's rows to the pool."""
-        group = self.config.sampling.group_size
         with self.timer.section("sample"):
             rollout = sampler_lib.sample(
                 params,
                 self.sampler_model_config,
                 global_prompt_batch(prompts, self.tokenizer.pad_token_id),
                 key,
-                self._sampling_params(max_new_tokens),
+                self._sampling_params(max_new_tokens, group),
                 mesh=self.mesh,
                 rules=self.rules,
             )
@@ -255,7 +254,7 @@ class ExperienceCollector:
             )
         dynamic = self.config.objective.dynamic_sampling
         max_rounds = dynamic.max_rounds if dynamic.max_rounds > 0 else 1_000_000
-        wanted, group = self.config.data.prompts_per_step, self.config.sampling.group_size
+        wanted, group = self.config.data.prompts_per_step, learner_config.group_size
         kept, spare = [], []  # (round, verdicts, group index)
         verify_wait = verify_total = 0.0
         reference = None
@@ -268,6 +267,7 @@ class ExperienceCollector:
                 next(prompt_iterator),
                 jax.random.fold_in(key, rounds),
                 learner_config.max_new_tokens,
+                group,
             )
             submitted = time.perf_counter()
             if learner_config.uses_reference and not dynamic.enabled:
@@ -339,7 +339,7 @@ class ExperienceCollector:
                 version,
                 next_prompts,
                 key,
-                self._sampling_params(learner_config.max_new_tokens),
+                self._sampling_params(learner_config.max_new_tokens, learner_config.group_size),
                 wanted=wanted,
                 max_rounds=max_rounds if dynamic.enabled else 1_000_000,
                 accept=accept,

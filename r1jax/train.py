@@ -58,6 +58,7 @@ from r1jax import (
     learner,
     metrics,
     mixture,
+    schedule,
 )
 from r1jax import config as config_lib
 from r1jax.learner import from_config as learner_setup
@@ -78,15 +79,6 @@ class TrainingError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ setup
-
-
-def _context_stage(config: ml_collections.ConfigDict, rl_step: int) -> tuple[int, int]:
-    """``(stage index, max_new_tokens)`` at an RL step (DeepScaleR context lengthening)."""
-    stage, length = 0, config.sampling.max_new_tokens
-    for index, (start, tokens) in enumerate(sorted(config.schedule.context_stages)):
-        if rl_step >= start:
-            stage, length = index + 1, int(tokens)
-    return stage, length
 
 
 # ------------------------------------------------------------------------------- the trainer
@@ -170,17 +162,21 @@ class Trainer:
         return {"auxiliary": loaded, "key": jax.random.fold_in(key, 1)}
 
     def learner_config(self, *, sft: bool, rl_step: int = 0) -> learner.LearnerConfig:
-        """The `LearnerConfig` of the warm start, or of the RL step's context stage."""
+        """The `LearnerConfig` of the warm start, or of the RL step's context stage
+        (`r1jax.schedule`: its completion cap and group size)."""
         max_new_tokens = self.config.sampling.max_new_tokens
+        group_size = self.config.sampling.group_size
         if not sft:
-            max_new_tokens = _context_stage(self.config, rl_step)[1]
-        key = (sft, max_new_tokens)
+            stage = schedule.stage_at(self.config, rl_step)
+            max_new_tokens, group_size = stage.max_new_tokens, stage.group_size
+        key = (sft, max_new_tokens, group_size)
         if key not in self._learners:
             self._learners[key] = learner_setup.learner_config(
                 self.config,
                 self.model_config,
                 sft=sft,
                 max_new_tokens=max_new_tokens,
+                group_size=group_size,
                 rules=self.rules,
             )
         return self._learners[key]
@@ -249,7 +245,7 @@ class Trainer:
             streak = int(self.state.nonfinite_streak)
         host = experience.rollout_metrics(
             collected,
-            group_size=self.config.sampling.group_size,
+            group_size=config.group_size,
             reflection_keywords=self.config.logging.reflection_keywords,
         )
         if mixture.is_mixture(self.config):  # rollout/<task>/accuracy, /reward_mean, ...
@@ -260,7 +256,7 @@ class Trainer:
                     collected.verdicts,
                     collected.lengths,
                     mixture.outcome_rewards(collected.batch, config, self.mesh),
-                    group_size=self.config.sampling.group_size,
+                    group_size=config.group_size,
                 )
             )
         host.update(collected.metrics)
@@ -269,7 +265,7 @@ class Trainer:
         host["forward_passes"] = 1.0 + config.forward_passes_per_token  # sampling + update
         if self.main_process:  # each problem's accuracy, for python -m r1jax.select (LIMR)
             path = os.path.join(self.workdir, experience.PROBLEM_REWARDS_FILE)
-            group = self.config.sampling.group_size
+            group = config.group_size
             experience.append_problem_rewards(path, step + 1, collected, group)
         samples = [
             {"prompt": problem, "completion": text, "reason": verdict.reason}
@@ -326,7 +322,7 @@ class Trainer:
             "config_hash": self.config_hash,
             "step": step,
             "phase": "sft" if step < self.sft_steps else "rl",
-            "context_stage": _context_stage(self.config, max(step - self.sft_steps, 0))[0],
+            "context_stage": schedule.stage_at(self.config, max(step - self.sft_steps, 0)).index,
             "seed": self.config.seed,
             "prompt_data": distributed.per_process(self.prompts.get_state()),
             "sft_data": None if sft is None else distributed.per_process(sft.get_state()),

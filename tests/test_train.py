@@ -341,3 +341,37 @@ def test_the_rollout_stays_on_the_device(tmp_path, monkeypatch):
     assert to_host[:2] == [[(rows, width), (rows,), (rows,)]] * 2
     assert len(to_host) == 3
     assert put_rows and all(shapes == [(rows,)] for shapes in put_rows)  # the verdicts
+
+
+def test_a_context_stage_can_change_the_group_size_and_the_completion_cap(tmp_path):
+    """DeepScaleR's schedule shape: (start, max_new_tokens, group_size) stages in one run."""
+    config = smoke_config(
+        "eval.num_problems=0",
+        "steps=2",
+        "schedule.context_stages=((0, 8, 2), (1, 12, 4))",
+    )
+    summary = run_on_one_device(config, str(tmp_path))
+    assert summary["final_step"] == 4  # 2 warm-start + 2 RL steps
+    lines = (tmp_path / "problem_rewards.jsonl").read_text().splitlines()
+    rewards = [json.loads(line) for line in lines if line.strip()]
+    records = {r["step"]: r for r in metrics.read_metrics(str(tmp_path)) if "pass@group" in r}
+    assert sorted(records) == [3, 4]
+    assert records[3]["response_length/max"] <= 8 < 12 >= records[4]["response_length/max"]
+    # Group accuracies are multiples of 1/G: halves in stage 1, quarters in stage 2.
+    by_step = {step: [r["reward"] for r in rewards if r["step"] == step] for step in (3, 4)}
+    assert all(value * 2 == int(value * 2) for value in by_step[3])
+    assert all(value * 4 == int(value * 4) for value in by_step[4])
+
+
+@pytest.mark.parametrize(
+    "stages, message",
+    [
+        ("((0, 8, 2, 1),)", "must be \\(start_step, max_new_tokens\\)"),
+        ("((0, 0),)", "token cap and group size >= 1"),
+        ("((1, 8), (1, 16))", "two stages start at the same step"),
+    ],
+)
+def test_a_malformed_context_stage_is_a_config_error_naming_the_key(stages, message):
+    config = smoke_config(f"schedule.context_stages={stages}")
+    with pytest.raises(config_lib.ConfigError, match="schedule.context_stages.*" + message):
+        train.Trainer(config, "/nonexistent-workdir", devices=jax.devices()[:1])

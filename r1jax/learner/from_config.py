@@ -173,9 +173,11 @@ def learner_config(
     *,
     sft: bool,
     max_new_tokens: int,
+    group_size: int | None = None,
     rules: Any = None,
 ) -> LearnerConfig:
-    """The `LearnerConfig` of one phase (the warm start when ``sft``) and context stage.
+    """The `LearnerConfig` of one phase (the warm start when ``sft``) and context stage
+    (``max_new_tokens`` and ``group_size``; None = ``sampling.group_size``).
 
     Raises:
       r1jax.config.ConfigError: a value the learner rejects, naming its key.
@@ -187,7 +189,7 @@ def learner_config(
             algorithm=algorithm,
             optimizer=optimizer_config(config, sft=sft),
             rewards=reward_config(config.rewards),
-            group_size=config.sampling.group_size,
+            group_size=group_size or config.sampling.group_size,
             temperature=1.0 if sft else config.sampling.temperature,
             max_new_tokens=max_new_tokens,
             minibatches_per_step=1 if sft else config.optim.minibatches_per_step,
