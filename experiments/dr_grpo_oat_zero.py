@@ -45,7 +45,14 @@ Presets:
   problems in the Qwen-Math template, after a warm start on worked solutions of which 30% end
   with a self-check line (``Let me check again: ...``, one of oat-zero's keywords), so the
   reflection metrics have something to measure; learning rates and lengths fit the tiny model.
-  Result on a shared 2-core CPU: not measured yet.
+  Result on a shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train --config
+  experiments/dr_grpo_oat_zero.py:cpu --workdir DIR``, run beside other jobs at load 6-9),
+  greedy / pass@1 / pass@4 / maj@4 in % on 200 held-out problems x 4 samples: after the warm
+  start 42.5 / 41.2 / 57.5 / 42.0, after 80 Dr. GRPO steps 40.5 / 41.0 / 52.5 / 41.5, in
+  16 min 39 s. The rollouts' reflection rate (``reflection/reflect_rate``, oat-zero's
+  keywords) fell from 0.39 at the first logged RL step to 0.08 at the last, with the
+  accuracy of reflecting responses at 0.36 -> 0.0: on this task the self-check line does not
+  earn reward, so RL drops it, and pass@1 stays flat at this budget.
 - ``:smoke``: two warm-start and two Dr. GRPO steps with tiny batches (used by the tests).
 """
 
