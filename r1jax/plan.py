@@ -12,6 +12,13 @@ counted under its temporaries and also shown on its own), outputs, temporaries a
 code. A program's peak is ``arguments + outputs - aliased + temporaries + code``; the sampler
 runs while the optimizer state and the reference stay on the device, so its line adds them.
 
+The decode program gathers the weights over the row axes (``data``, ``fsdp``) once per call,
+before its segment loops (`r1jax.sampling.sampler.decode_weight_specs`), so its temporaries
+hold one full copy of the weights per device (a ``tensor`` split is kept), shown as "decode's
+gathered weights". XLA:CPU multiplies 16-bit weights in float32 and holds that copy (and, in
+the prefill, every layer's gathered weights) in float32; the "(accelerator)" rows subtract
+that float32 excess (`gathered_weight_bytes`) and the fit uses them.
+
 LoRA (``--lora-rank R``, `r1jax.models.lora`): the update step is compiled with the frozen
 base and the adapters (only they have gradients and optimizer state; the reference is the base,
 no second copy), the sampler with the merged weights it decodes with (a copy of the target
@@ -296,12 +303,20 @@ def compile_update(plan: Setup, learner: Any, batch: Any) -> Memory:
 
 
 def compile_sampler(
-    plan: Setup, *, prompts: int, group_size: int, prompt_len: int, max_new_tokens: int
+    plan: Setup,
+    *,
+    prompts: int,
+    group_size: int,
+    prompt_len: int,
+    max_new_tokens: int,
+    decode_segment_length: int | None = None,
 ) -> tuple[Memory, Memory]:
     """XLA's per-device memory of the prefill and the decode programs of one sampling call.
 
     The cache dtype and the weight layout are the accelerator's (the model's compute dtype,
-    kernels as stored), not the CPU choices `r1jax.sampling.sampler` makes on XLA:CPU.
+    kernels as stored), not the CPU choices `r1jax.sampling.sampler` makes on XLA:CPU. The
+    decode program gathers the weights once, as `r1jax.sampling.sampler.sample` does on a
+    mesh (`r1jax.sampling.sampler.decode_weight_specs`).
     """
     import jax
     import jax.numpy as jnp
@@ -314,6 +329,7 @@ def compile_sampler(
         max_new_tokens=max_new_tokens,
         num_samples_per_prompt=group_size,
         stop_token_ids=(0,),
+        decode_segment_length=decode_segment_length,
         cache_dtype=plan.model.dtype,
         kernels_by_rows=False,
     )
@@ -348,8 +364,38 @@ def compile_sampler(
             _sharded(out_cache, prompt_cache),
             controls,
             **static,
+            weight_specs=sampler.decode_weight_specs(params, plan.rules),
         ).compile()
     return Memory.of(prefill), Memory.of(decode)
+
+
+def gathered_weight_bytes(plan: Setup) -> tuple[int, int]:
+    """Per-device bytes of the sampler's weights once the decode program has gathered them
+    (`r1jax.sampling.sampler.decode_weight_specs`: no split over the row axes), and the bytes
+    XLA:CPU adds by holding that copy's 16-bit float leaves in float32.
+
+    XLA:CPU has no 16-bit matmul here: it converts 16-bit dot operands to float32 and moves the
+    convert ahead of the all-gather, so its sampler programs hold the gathered weights in
+    float32 where a GPU or TPU holds them in the compute dtype. The second number is that
+    difference (0 for float32 weights).
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from r1jax.sampling import sampler
+
+    params = sampler_params(plan)
+    specs = sampler.decode_weight_specs(params, plan.rules)
+    native = upcast = 0
+    for leaf, spec in zip(jax.tree.leaves(params), specs, strict=True):
+        sharding = jax.sharding.NamedSharding(plan.mesh, spec)
+        count = math.prod(sharding.shard_shape(leaf.shape))
+        dtype = np.dtype(leaf.dtype)
+        native += count * dtype.itemsize
+        if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize == 2:
+            upcast += count * 2
+    return native, upcast
 
 
 def kv_cache_bytes(plan: Setup, rows: int, length: int) -> int:
@@ -499,9 +545,18 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
             programs[f"{name} (+opt, ref)"] = dataclasses.replace(
                 m, arguments=m.arguments + resident
             )
+    weights = upcast = 0
     if not args.skip_sampler:
         cache = kv_cache_bytes(plan, args.batch, args.max_len - 1)
         out(f"  decode's KV cache ({args.batch} x {args.max_len - 1} slots){_gib(cache)}")
+        weights, upcast = gathered_weight_bytes(plan)
+        out(f"  decode's gathered weights (one copy){_gib(weights)}")
+    if upcast:  # XLA:CPU's float32 copy of the 16-bit weights; an accelerator holds none
+        for name in ("prefill", "decode"):
+            m = programs[f"{name} (+opt, ref)"]
+            programs[f"{name} (accelerator)"] = dataclasses.replace(
+                m, temporaries=max(m.temporaries - upcast, 0)
+            )
     micro_measured = {k: programs.pop(k) for k in list(programs) if k.startswith("micro ")}
     out(
         f"  {'program':<22}{'arguments':>10}{'outputs':>10}{'aliased':>10}{'temps':>10}"
@@ -512,7 +567,16 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
             f"  {name:<22}{_gib(m.arguments):>10}{_gib(m.outputs):>10}{_gib(m.aliased):>10}"
             f"{_gib(m.temporaries):>10}{_gib(m.code):>10}{_gib(m.peak):>10}"
         )
-    peak = max(m.peak for m in programs.values())
+    if upcast:
+        out(
+            "  the sampler's rows: XLA:CPU multiplies 16-bit weights in float32, so its prefill "
+            f"and decode temporaries hold the gathered weights in float32 ({_gib(upcast).strip()} "
+            "GiB more than in the compute dtype); the (accelerator) rows subtract that and the "
+            "fit uses them"
+        )
+    peak = max(
+        m.peak for name, m in programs.items() if not (upcast and name.endswith("(+opt, ref)"))
+    )
     names = list(ACCELERATORS) if args.accelerator == "all" else [args.accelerator]
     fit = {name: fits(peak, name, usable=args.usable) for name in names}
 
@@ -564,6 +628,7 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
         "micro_batch": micro,
         "timings": timings,
         "lora": comparison,
+        "sampler_weights": {"gathered": weights, "float32_extra": upcast},
     }
 
 

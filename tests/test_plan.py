@@ -1,5 +1,7 @@
 """Tests for r1jax/plan.py (the memory planner) and r1jax/models/shapes.py (published shapes)."""
 
+import dataclasses
+
 import pytest
 
 from r1jax import plan
@@ -118,6 +120,57 @@ def test_planner_sets_lora_against_full_fine_tuning():
     assert parts["parameters"] == parts["frozen base"] + parts["adapters"]
     update = result["programs"]["update step"]
     assert update.arguments >= parts["parameters"] + parts["optimizer state"]
+    # bfloat16 sampler weights: the accelerator rows drop XLA:CPU's float32 copy of them
+    cpu, accelerator = (
+        result["programs"][f"decode {kind}"] for kind in ("(+opt, ref)", "(accelerator)")
+    )
+    extra = result["sampler_weights"]["float32_extra"]
+    assert 0 < extra <= result["sampler_weights"]["gathered"]
+    assert cpu.temporaries - accelerator.temporaries == extra
+    assert "XLA:CPU multiplies 16-bit weights in float32" in text
     args.lora_rank = -1
     with pytest.raises(ValueError, match="--lora-rank -1"):
         plan.run(args)
+
+
+def _tiny_sampler_setup(**model_overrides):
+    from r1jax import algorithms
+    from r1jax.learner.config import LearnerConfig
+
+    model = plan.model_config("tiny", dtype="bfloat16", param_dtype="float32")
+    model = dataclasses.replace(model, **model_overrides)
+    learner = LearnerConfig(
+        model=model,
+        algorithm=algorithms.policy_gradient.CONFIG(),
+        group_size=4,
+        max_new_tokens=64,
+    )
+    return plan.setup(model, {"data": 1, "fsdp": 8, "tensor": 1}, learner)
+
+
+@pytest.mark.multidevice
+def test_decode_gathers_the_weights_once_however_many_segments():
+    """The decode's temporaries hold one gathered copy of the weights, not one per segment.
+
+    Each decode segment is its own ``lax.while_loop``; when the FSDP-sharded weights entered
+    them sharded, XLA hoisted every loop's all-gathers out of it, so the program held one full
+    copy of the weights per segment (8 by default: 215 GiB of temporaries for Qwen2.5-7B on
+    ``fsdp=8``). The sampler now gathers them once, before the loops.
+    """
+    setup = _tiny_sampler_setup(vocab_size=8192)  # the weights dominate the temporaries
+    temporaries = {}
+    for segment in (64, 8):  # one decode loop, eight
+        _, decode = plan.compile_sampler(
+            setup,
+            prompts=4,
+            group_size=4,
+            prompt_len=16,
+            max_new_tokens=64,
+            decode_segment_length=segment,
+        )
+        temporaries[segment] = decode.temporaries
+    weights, upcast = plan.gathered_weight_bytes(setup)
+    assert upcast == 0  # float32 params: XLA:CPU adds no float32 copy
+    assert temporaries[8] < 1.25 * temporaries[64]
+    # one gathered copy (and its bfloat16 cast) plus small buffers; eight copies before
+    assert weights < temporaries[8] < 3 * weights

@@ -24,6 +24,15 @@ still running, so the program exits as soon as every row has stopped; later segm
 zero iterations. The segments are compiled once, together, per (batch bucket, prompt bucket,
 ``max_new_tokens``).
 
+**Weights on a mesh.** The decode program first gathers every weight over the axes the rows
+are split over (``data`` and ``fsdp``; a ``tensor`` split stays), once per call
+(`decode_weight_specs`), and every segment's loop reads that one copy. Left sharded, each loop
+body all-gathered the weights of every step, and XLA hoisted those gathers out of each loop on
+its own: a decode of 8 segments held 8 full copies of the weights (for Qwen2.5-7B on
+``fsdp=8``, about 215 GiB of temporaries per device in the XLA:CPU compile, against about 31
+GiB gathered once, float32 there). One copy is the price of a decode step that moves no
+weights between devices.
+
 **Weight layout.** On CPU with a 16-bit compute dtype (`SamplingParams.kernels_by_rows`) the
 params are first copied, in one small jitted program, into the layout of
 `r1jax.models.kernels_by_rows` (every kernel output dims first, in the compute dtype), and both
@@ -294,6 +303,44 @@ def constrain_cache(cache: KVCache, rules: sharding_lib.ShardingRules | None) ->
     )
 
 
+def decode_weight_specs(
+    params, rules: sharding_lib.ShardingRules | None = None
+) -> tuple[jax.sharding.PartitionSpec, ...]:
+    """The `PartitionSpec` of each leaf of ``params`` (in `jax.tree.leaves` order) once the
+    decode program has gathered it: the leaf's own spec without the mesh axes that split the
+    rows (``rules.batch``, ``data`` and ``fsdp`` by default); a tensor split is kept.
+
+    ``params`` are arrays or `jax.ShapeDtypeStruct` leaves carrying a `NamedSharding`.
+
+    Example:
+      >>> mesh = sharding_lib.make_mesh(devices=jax.devices()[:1])
+      >>> spec = jax.sharding.PartitionSpec("tensor", "fsdp")
+      >>> leaf = jax.ShapeDtypeStruct((4, 4), jnp.float32, sharding=jax.NamedSharding(mesh, spec))
+      >>> decode_weight_specs({"w": leaf})
+      (P('tensor', None),)
+    """
+    rules = sharding_lib.ShardingRules() if rules is None else rules
+    row_axes = set(sharding_lib._as_tuple(rules.batch))
+
+    def keep(entry):
+        kept = tuple(a for a in sharding_lib._as_tuple(entry) if a not in row_axes)
+        return None if not kept else kept[0] if len(kept) == 1 else kept
+
+    return tuple(
+        jax.sharding.PartitionSpec(*(keep(entry) for entry in leaf.sharding.spec))
+        for leaf in jax.tree.leaves(params)
+    )
+
+
+def gather_weights(params, weight_specs: tuple[jax.sharding.PartitionSpec, ...]):
+    """``params`` constrained to ``weight_specs`` (`decode_weight_specs`): one all-gather of
+    the row-axis shards at the start of the decode program, shared by every segment's loop."""
+    leaves, treedef = jax.tree.flatten(params)
+    return treedef.unflatten(
+        [jax.lax.with_sharding_constraint(x, s) for x, s in zip(leaves, weight_specs, strict=True)]
+    )
+
+
 def _broadcast_prompt_cache(
     prompt_cache: KVCache,
     config: ModelConfig,
@@ -547,14 +594,18 @@ def _decode(
     config: ModelConfig,
     plan: DecodePlan,
     rules: sharding_lib.ShardingRules | None = None,
+    weight_specs: tuple[jax.sharding.PartitionSpec, ...] | None = None,
 ) -> tuple[Rollout, DecodeState]:
     """Runs the decode segments (one ``lax.while_loop`` each) and assembles the `Rollout`.
 
     The final state is returned too, so every donated buffer aliases an output; `sample`
-    drops it.
+    drops it. ``weight_specs`` (`decode_weight_specs`, static): the weights are gathered to
+    these specs once, before the segment loops; None leaves their sharding to XLA.
     """
     prompt_width = state.prompt_tokens.shape[1]
     by_rows = decodes_by_rows(config, plan)
+    if weight_specs is not None:
+        params = gather_weights(params, weight_specs)
     cache = None
     for segment_end in plan.segment_ends:
         cache_length = prompt_width + segment_end - 1
@@ -590,7 +641,9 @@ def _decode(
 
 prefill_program = jax.jit(_prefill, static_argnames=("config", "plan", "rules"))
 decode_layout_program = jax.jit(models.kernels_by_rows, static_argnames="config")
-decode_program = jax.jit(_decode, static_argnames=("config", "plan", "rules"), donate_argnums=(1,))
+decode_program = jax.jit(
+    _decode, static_argnames=("config", "plan", "rules", "weight_specs"), donate_argnums=(1,)
+)
 
 
 def sample(
@@ -676,4 +729,9 @@ def sample(
         if decodes_by_rows(config, plan):
             params = decode_layout_program(params, config)
         state, prompt_cache = prefill_program(params, *arguments, **static)
-        return decode_program(params, state, prompt_cache, controls, **static)[0]
+        specs = None
+        if all(isinstance(x.sharding, jax.NamedSharding) for x in jax.tree.leaves(params)):
+            specs = decode_weight_specs(params, rules)
+        return decode_program(params, state, prompt_cache, controls, **static, weight_specs=specs)[
+            0
+        ]
