@@ -200,3 +200,16 @@ def test_each_rejected_group_is_replaced_by_one_more_until_the_batch_is_full():
         assert step.rounds == (2 if max_rounds == 10 else 1)  # 6 prompts: 3 + one per reject
         assert stream.sampler.num_pending == 0 and stream.sampler.num_in_flight == 0
         assert 0.0 < step.metrics["sampling/slot_utilization"] <= 1.0
+
+
+def test_partial_rollouts_turn_rollout_correction_on_under_auto():
+    """Carried rows hold an older policy's tokens: ``auto`` corrects them even in float32."""
+    from r1jax.learner import from_config as learner_setup
+
+    def correction(*overrides):
+        config = small_config("sampling.mode=continuous", *overrides)
+        return learner_setup.algorithm_config(config).rollout_correction.enabled
+
+    assert not correction()
+    assert correction("sampling.partial_rollouts=true")
+    assert not correction("sampling.partial_rollouts=true", "objective.rollout_correction.mode=off")

@@ -10,9 +10,11 @@ weighted by a truncated (TIS) or masked (MIS) importance weight ``π_old / μ``
 (`r1jax.objectives.rollout_correction`; verl ``algorithm.rollout_correction`` decoupled mode,
 fengyao.notion.site/off-policy-rl).
 
-``mode="auto"`` (the default) turns it on exactly when the sampler's compute dtype differs
-from the learner's: float32 samplers and learners agree to about 1e-6 per token, so float32
-runs train as before.
+``mode="auto"`` (the default) turns it on when the sampler's compute dtype differs from the
+learner's, or when rows can be stale (``sampling.partial_rollouts``: a carried row's earlier
+tokens were sampled by an older policy, so ``μ`` is not the learner's ``π_old`` however the
+dtypes agree). float32 samplers and learners agree to about 1e-6 per token, so float32 runs
+without stale rows train as before.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class RolloutCorrection:
 
 
 def from_config(
-    section: Mapping[str, Any], *, sampler_dtype: str, learner_dtype: str
+    section: Mapping[str, Any], *, sampler_dtype: str, learner_dtype: str, stale_rows: bool = False
 ) -> RolloutCorrection:
     """`RolloutCorrection` of the ``objective.rollout_correction`` section.
 
@@ -104,6 +106,8 @@ def from_config(
       section: ``mode`` (auto | on | off), ``level``, ``action``, ``clip_min``, ``clip_max``.
       sampler_dtype: the sampler's compute dtype (``sampling.dtype`` or ``model.dtype``).
       learner_dtype: the learner's compute dtype (``model.dtype``).
+      stale_rows: rows may hold tokens of an older policy (partial rollouts); ``auto`` turns
+        the correction on.
 
     Raises:
       ValueError: an unknown mode or a bad band.
@@ -115,13 +119,16 @@ def from_config(
       True
       >>> from_config(section, sampler_dtype="float32", learner_dtype="float32").enabled
       False
+      >>> from_config(section, sampler_dtype="float32", learner_dtype="float32",
+      ...             stale_rows=True).enabled
+      True
     """
     values = dict(section)
     mode = values.pop("mode")
     if mode not in MODES:
         raise ValueError(f"objective.rollout_correction.mode must be one of {MODES}, got {mode!r}")
     if mode == "auto":
-        enabled = jnp.dtype(sampler_dtype) != jnp.dtype(learner_dtype)
+        enabled = stale_rows or jnp.dtype(sampler_dtype) != jnp.dtype(learner_dtype)
     else:
         enabled = mode == "on"
     return RolloutCorrection(enabled=bool(enabled), **values)

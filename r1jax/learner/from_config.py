@@ -113,6 +113,7 @@ def algorithm_config(config: ml_collections.ConfigDict) -> Any:
             objective.rollout_correction.to_dict(),
             sampler_dtype=config.sampling.dtype or config.model.dtype,
             learner_dtype=config.model.dtype,
+            stale_rows=bool(config.sampling.partial_rollouts),
         )
     resolved.update(auxiliary_fields(module.CONFIG, config))
     algorithm = config_lib.to_dataclass(module.CONFIG, objective, **resolved)
