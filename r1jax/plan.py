@@ -253,17 +253,21 @@ def sampler_params(plan: Setup) -> Any:
 
 
 def lora_target_bytes(plan: Setup) -> int:
-    """Per-device bytes of the base kernels that LoRA targets (the merged sampler copy
-    replaces them; the base keeps them)."""
+    """Per-device bytes of the base kernels that the merged sampler copy replaces (the base
+    keeps them): those LoRA targets, or with an int8 base every kernel and its scale (all are
+    dequantized into the copy)."""
+    from r1jax.models.layers import KERNEL_SCALE
     from r1jax.models.transformer import flatten_params
 
     flat = flatten_params(plan.state.base)
-    targets = [
+    quantized = any(path[-1] == KERNEL_SCALE for path in flat)
+    replaced = [
         leaf
         for path, leaf in flat.items()
-        if path[-1] == "kernel" and len(path) > 1 and path[-2] in plan.lora.targets
+        if path[-1] == KERNEL_SCALE
+        or (path[-1] == "kernel" and len(path) > 1 and (quantized or path[-2] in plan.lora.targets))
     ]
-    return _device_bytes(targets)
+    return _device_bytes(replaced)
 
 
 def abstract_batch(rows: int, prompt_len: int, completion_len: int, sharding: Any) -> Any:
@@ -713,7 +717,9 @@ def parser() -> argparse.ArgumentParser:
         "--lora-targets", default="all", help="LoRA projections: all, attention, mlp or names"
     )
     p.add_argument(
-        "--lora-base-dtype", default="", help="LoRA's frozen base dtype ('' = --param-dtype)"
+        "--lora-base-dtype",
+        default="",
+        help="LoRA's frozen base dtype: float32, bfloat16 or int8 ('' = --param-dtype)",
     )
     p.add_argument("--skip-sampler", action="store_true")
     p.add_argument("--skip-micro-batch", action="store_true")

@@ -174,3 +174,38 @@ def test_decode_gathers_the_weights_once_however_many_segments():
     assert temporaries[8] < 1.25 * temporaries[64]
     # one gathered copy (and its bfloat16 cast) plus small buffers; eight copies before
     assert weights < temporaries[8] < 3 * weights
+
+
+def test_planner_takes_an_int8_lora_base_and_shows_its_smaller_params():
+    base_bytes = {}
+    for dtype in ("bfloat16", "int8"):
+        lines = []
+        args = plan.parser().parse_args(
+            [
+                *("--model", "tiny", "--devices", "8", "--mesh", "fsdp=8", "--batch", "16"),
+                *("--group-size", "4", "--max-len", "48", "--prompt-len", "16"),
+                *("--accelerator", "v5e", "--skip-micro-batch", "--lora-rank", "4"),
+                *("--lora-base-dtype", dtype),
+                *(() if dtype == "int8" else ("--skip-sampler",)),
+            ]
+        )
+        result = plan.run(args, out=lines.append)
+        base_bytes[dtype] = result["parts"]["frozen base"]
+        assert f"(base {dtype})" in "\n".join(lines)
+    # int8 kernels (and float32 scales per output channel) beside bfloat16 embeddings
+    assert base_bytes["int8"] < 0.7 * base_bytes["bfloat16"]
+    with pytest.raises(ValueError, match=r"lora\.base_dtype='nf4'"):
+        plan.run(plan.parser().parse_args([*args_for_lora("nf4")]))
+
+
+def args_for_lora(base_dtype):
+    return [
+        "--model",
+        "tiny",
+        "--devices",
+        "8",
+        "--lora-rank",
+        "4",
+        "--lora-base-dtype",
+        base_dtype,
+    ]

@@ -134,3 +134,48 @@ def test_kill_minus_nine_and_restart_reproduce_the_uninterrupted_lora_run(tmp_pa
     resumed_export = load_file(str(tmp_path / "killed" / "export" / "model.safetensors"))
     for name, array in written.items():
         np.testing.assert_array_equal(resumed_export[name], array, err_msg=name)
+
+
+def test_an_int8_base_trains_checkpoints_adapters_and_exports_float_weights(tmp_path):
+    """``lora.base_dtype=int8``: the run trains the adapters over the quantized base, the
+    checkpoint holds only adapters, and the export is the dequantized base plus the merged
+    adapters in float32, loadable like any export."""
+    from r1jax.models import load_pretrained
+
+    workdir = tmp_path / "int8"
+    summary = run_on_one_device(smoke_config(*LORA, "lora.base_dtype=int8"), str(workdir))
+    assert summary["final_step"] == 4 and summary["stopped"] == "completed"
+    records = metrics.read_metrics(str(workdir))
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses and all(np.isfinite(losses))
+    tree = saved_policy_tree(workdir, 4)
+    assert "base" not in tree
+    paths = jax.tree_util.tree_flatten_with_path(tree["policy"])[0]
+    assert {path[-1].key for path, _ in paths} == {"lora_a", "lora_b"}
+
+    config = export.read_run_config(str(workdir))
+    model_config = export.model_and_tokenizer(str(workdir), config)[0]
+    settings = export.lora_settings(config)
+    assert settings.base_dtype == "int8"
+    _, adapters = export.restore_policy(str(workdir), model_config, merge=False)
+    b_matrix = adapters["layers_1"]["attn"]["v_proj"]["lora_b"]
+    assert float(jnp.max(jnp.abs(b_matrix))) > 0  # the adapters moved from B = 0
+    rebuilt = export.lora_base(str(workdir), config, model_config)
+    base = lora.cast_base(rebuilt, settings)  # the base is rebuilt and quantized, not trained
+    assert base["layers_0"]["mlp"]["up_proj"]["kernel"].dtype == jnp.int8
+
+    exported_config, exported = load_pretrained(str(workdir / "export"))
+    kernel = exported["layers_0"]["mlp"]["up_proj"]["kernel"]
+    assert (
+        kernel.dtype == jnp.float32 and "kernel_scale" not in exported["layers_0"]["mlp"]["up_proj"]
+    )
+    tokens = jax.random.randint(jax.random.key(0), (2, 12), 0, model_config.vocab_size)
+    positions = jnp.broadcast_to(jnp.arange(12), (2, 12))
+    applied = forward(lora.combine(base, adapters, settings), tokens, positions, model_config)[0]
+    loaded = forward(exported, tokens, positions, exported_config)[0]
+    np.testing.assert_allclose(np.asarray(loaded), np.asarray(applied), atol=2e-4, rtol=1e-4)
+
+
+def test_an_unknown_base_dtype_is_a_config_error(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match=r"lora\.base_dtype='int4'"):
+        run_on_one_device(smoke_config("lora.rank=2", "lora.base_dtype=int4"), str(tmp_path))

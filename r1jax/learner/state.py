@@ -206,5 +206,5 @@ def state_shardings(state: TrainState, policy_sharding: Any) -> TrainState:
         nonfinite_streak=replicated,
         nonfinite_total=replicated,
         aux=aux,
-        base=base_sharding,
+        base=None if state.base is None else lora_lib.base_shardings(state.base, base_sharding),
     )

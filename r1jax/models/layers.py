@@ -23,6 +23,7 @@ random kernels and embeddings for the whole tree at once.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -456,6 +457,20 @@ LORA_A = "lora_a"  # [*in, r]
 LORA_B = "lora_b"  # [r, *out], already scaled by alpha / r
 LORA_DROPOUT_KEY = "lora_dropout_key"  # uint32 raw key data; only in a training forward
 LORA_DROPOUT_RATE = "lora_dropout_rate"  # float32 []
+KERNEL_SCALE = "kernel_scale"  # float32 [*out]: an int8 kernel's per-output-channel scale
+
+
+def dequantize(kernel: jax.Array, scale: jax.Array | None, dtype: Any) -> jax.Array:
+    """``kernel * scale`` in ``dtype`` (``scale [*out]`` broadcast over the input dims of a
+    ``[*in, *out]`` kernel); the kernel cast to ``dtype`` when ``scale`` is None.
+
+    Example:
+      >>> dequantize(jnp.array([[50, -127]], jnp.int8), jnp.array([0.02, 0.004]), jnp.float32)
+      Array([[ 1.   , -0.508]], dtype=float32)
+    """
+    if scale is None:
+        return kernel.astype(dtype)
+    return (kernel.astype(jnp.float32) * scale.astype(jnp.float32)).astype(dtype)
 
 
 def lora_delta(x: jax.Array, params: dict, num_in: int, dtype: jnp.dtype) -> jax.Array:
@@ -488,7 +503,9 @@ class Projection(nn.Module):
     ``by_rows`` the kernel is stored output dims first, ``shape[num_in:] + shape[:num_in]``
     (see `kernels_by_rows` in `r1jax.models.transformer`), and contracted in that layout.
     When the params hold a LoRA adapter (``lora_a``, ``lora_b``: `r1jax.models.lora`), its
-    low-rank term `lora_delta` is added to the output; the kernel stays as it is.
+    low-rank term `lora_delta` is added to the output; the kernel stays as it is. An int8
+    kernel with a ``kernel_scale`` (a QLoRA-style base) is dequantized to the compute dtype
+    first; being frozen, it gets no gradient (only the input's flows through it).
     """
 
     config: ModelConfig
@@ -513,6 +530,8 @@ class Projection(nn.Module):
             kernel_shape,
             cfg.params_dtype,
         )
+        if self.has_variable("params", KERNEL_SCALE):  # an int8 frozen base (`r1jax.models.lora`)
+            kernel = dequantize(kernel, self.variables["params"][KERNEL_SCALE], cfg.compute_dtype)
         if self.by_rows:
             batch_shape = x.shape[: x.ndim - self.num_in]
             rows = kernel.reshape(math.prod(out_shape), math.prod(in_shape))  # [O, I]

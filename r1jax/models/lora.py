@@ -18,7 +18,7 @@ turn ``(base, adapters)`` into what a forward needs:
 - the base itself, adapters off: the frozen reference.
 
 Lives here: `LoraConfig`, the adapters' shapes and shardings, `init_adapters`, `combine`,
-`merge`, `cast_base`, `num_adapter_params`. Not here: the low-rank term of a forward
+`merge`, `cast_base` (with `quantize_int8` for an int8 base), `num_adapter_params`. Not here: the low-rank term of a forward
 (`r1jax.models.layers.lora_delta`), who trains what (`r1jax.learner`).
 """
 
@@ -33,8 +33,21 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
 from r1jax.models.config import DTYPES, ModelConfig
-from r1jax.models.layers import LORA_A, LORA_B, LORA_DROPOUT_KEY, LORA_DROPOUT_RATE
+from r1jax.models.layers import (
+    KERNEL_SCALE,
+    LORA_A,
+    LORA_B,
+    LORA_DROPOUT_KEY,
+    LORA_DROPOUT_RATE,
+    dequantize,
+)
 from r1jax.models.transformer import abstract_params, flatten_params, unflatten_params
+
+BASE_DTYPES = ("", *DTYPES, "int8")
+"""Values of `LoraConfig.base_dtype` (``""``: the model's ``param_dtype``)."""
+
+INT8_EMBEDDING_DTYPE = "bfloat16"
+"""Dtype of the embeddings in an int8 base (only the projection kernels are quantized)."""
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """The projections an adapter can target, as r1jax's params name them."""
@@ -50,9 +63,10 @@ class LoraConfig:
       targets: projection names of `TARGETS` that get an adapter (in every layer).
       dropout: dropout rate on the adapter's input in the learner's training forward; the
         sampler, the reference and the old-policy log-probs run without it.
-      base_dtype: dtype the frozen base is stored in (``float32`` or ``bfloat16``); ``""``
-        keeps the model's ``param_dtype``. The adapters and their optimizer state keep
-        ``param_dtype``.
+      base_dtype: dtype the frozen base is stored in (``float32``, ``bfloat16`` or ``int8``);
+        ``""`` keeps the model's ``param_dtype``. ``int8`` stores every projection kernel as
+        int8 with a float32 scale per output channel (`quantize_int8`) and the embeddings in
+        bfloat16. The adapters and their optimizer state keep ``param_dtype``.
       merge_for_sampling: the sampler decodes with merged weights ``W + (alpha / r) A B``
         (True) or with the low-rank term in every step (False).
       reference_adapters: the reference keeps its own copy of the adapters (R1's reference
@@ -81,8 +95,10 @@ class LoraConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
-        if self.base_dtype not in ("", *DTYPES):
-            raise ValueError(f"lora.base_dtype={self.base_dtype!r}: one of '', {DTYPES}")
+        if self.base_dtype not in BASE_DTYPES:
+            raise ValueError(
+                f"lora.base_dtype={self.base_dtype!r}: one of {', '.join(map(repr, BASE_DTYPES))}"
+            )
 
     @property
     def scale(self) -> float:
@@ -194,11 +210,64 @@ def adapter_shardings(adapters: Any, params_sharding: Any) -> dict:
     return unflatten_params({path: sharding(path, leaf) for path, leaf in flat.items()})
 
 
+def quantize_int8(kernel: jax.Array, num_in: int) -> tuple[jax.Array, jax.Array]:
+    """Symmetric absmax int8 of a ``[*in, *out]`` kernel, one scale per output channel.
+
+    ``scale = max |W|`` over the input dims ``/ 127`` (1 where a channel is all zero) and
+    ``q = round(W / scale)``, so ``q * scale`` is within ``scale / 2`` of ``W`` everywhere
+    (LLM.int8(), Dettmers et al., arXiv:2208.07339 §3.1, absmax quantization, per output
+    channel as its vector-wise rows).
+
+    Returns:
+      ``(q [*in, *out] int8, scale [*out] float32)``.
+
+    Example:
+      >>> q, scale = quantize_int8(jnp.array([[1.0, -1.27], [-2.54, 0.64]]), 1)
+      >>> q, scale
+      (Array([[  50, -127],
+             [-127,   64]], dtype=int8), Array([0.02, 0.01], dtype=float32))
+    """
+    w = kernel.astype(jnp.float32)
+    absmax = jnp.max(jnp.abs(w), axis=tuple(range(num_in)))  # [*out]
+    scale = jnp.where(absmax > 0, absmax / 127.0, 1.0)
+    q = jnp.clip(jnp.round(w / scale), -127, 127).astype(jnp.int8)
+    return q, scale
+
+
+def base_shardings(base: Any, params_sharding: Any) -> dict:
+    """Each leaf's `NamedSharding` in a (possibly int8) frozen base: ``params_sharding``'s,
+    and for a ``kernel_scale [*out]`` its kernel's output dims' split."""
+    kernels = flatten_params(params_sharding)
+    out = {}
+    for path in flatten_params(base):
+        if path[-1] != KERNEL_SCALE:
+            out[path] = kernels[path]
+            continue
+        kernel = kernels[(*path[:-1], "kernel")]
+        spec = tuple(kernel.spec)[_num_in(path) :]
+        out[path] = NamedSharding(kernel.mesh, PartitionSpec(*spec))
+    return unflatten_params(out)
+
+
 def cast_base(params: Any, lora: LoraConfig) -> Any:
     """The frozen base in ``lora.base_dtype`` (kernels and embeddings; norm scales and biases
-    keep their dtype: they are applied in float32)."""
+    keep their dtype: they are applied in float32).
+
+    ``int8``: each projection's ``kernel`` becomes int8 and gains a ``kernel_scale`` leaf
+    (`quantize_int8`); the embeddings are cast to bfloat16.
+    """
     if not lora.base_dtype:
         return params
+    if lora.base_dtype == "int8":
+        flat = {}
+        for path, leaf in flatten_params(params).items():
+            if path[-1] == "kernel":
+                flat[path], flat[(*path[:-1], KERNEL_SCALE)] = quantize_int8(leaf, _num_in(path))
+            elif path[-1] == "embedding":
+                flat[path] = leaf.astype(INT8_EMBEDDING_DTYPE)
+            else:
+                flat[path] = leaf
+        return unflatten_params(flat)
     dtype = jnp.dtype(lora.base_dtype)
 
     def cast(path, leaf):
@@ -242,10 +311,16 @@ def merge(base: Any, adapters: Any, lora: LoraConfig, dtype: Any = None) -> Any:
     """Full params with ``W + (alpha / r) A B`` in place of each target kernel.
 
     The sum is formed in float32 and cast to ``dtype`` (None: the base kernel's dtype);
-    other leaves are the base's. ``[*in, r] x [r, *out] -> [*in, *out]``, the kernel's layout.
+    other leaves are the base's. An int8 base is dequantized first: every kernel in ``dtype``
+    (None: float32), and no ``kernel_scale`` leaf is left. ``[*in, r] x [r, *out] -> [*in, *out]``, the kernel's layout.
     """
     flat = flatten_params(base)
     pieces = flatten_params(adapters)
+    for path in [p[:-1] for p in flat if p[-1] == KERNEL_SCALE]:  # an int8 base: dequantize
+        scale = flat.pop((*path, KERNEL_SCALE))
+        flat[(*path, "kernel")] = dequantize(
+            flat[(*path, "kernel")], scale, jnp.float32 if dtype is None else dtype
+        )
     for path in {p[:-1] for p in pieces}:
         kernel = flat[(*path, "kernel")]
         a = pieces[(*path, LORA_A)].astype(jnp.float32)  # [*in, r]

@@ -23,11 +23,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from r1jax.models.config import ModelConfig
 from r1jax.models.kv_cache import KVCache
 from r1jax.models.layers import (
+    KERNEL_SCALE,
     Block,
     Embed,
     RMSNorm,
     Unembed,
     attention_implementation,
+    dequantize,
     remat_block,
 )
 from r1jax.models.rope import rope_angles
@@ -372,8 +374,9 @@ def kernels_by_rows(params: Params, config: ModelConfig) -> Params:
 
     A ``[D, F]`` kernel becomes ``[F, D]``, q ``[D, H, Dh]`` becomes ``[H, Dh, D]``, o
     ``[H, Dh, D]`` becomes ``[D, H, Dh]``; the embedding (also the tied unembedding) is cast,
-    and norm scales and biases are kept. A decode step is a matmul of a few rows against every
-    weight; on XLA:CPU that product streams a weight stored ``[out, in]`` (each output a dot
+    and norm scales and biases are kept; an int8 kernel (a LoRA base, `r1jax.models.lora`) is
+    dequantized and its ``kernel_scale`` dropped. A decode step is a matmul of a few rows
+    against every weight; on XLA:CPU that product streams a weight stored ``[out, in]`` (each output a dot
     product along contiguous memory) up to twice as fast as one stored ``[in, out]`` (measured
     on the Qwen2.5-0.5B MLP at 8 rows in bfloat16: 30.6 ms against 64.9 ms per step). The
     sampler builds this copy once per call, outside its loops. The values are unchanged; the
@@ -386,6 +389,7 @@ def kernels_by_rows(params: Params, config: ModelConfig) -> Params:
       (384, 128)
     """
     dtype = config.compute_dtype
+    flat = flatten_params(params)
 
     def convert(path: tuple[str, ...], leaf: jax.Array) -> jax.Array:
         if path[-1] == "embedding":
@@ -394,10 +398,12 @@ def kernels_by_rows(params: Params, config: ModelConfig) -> Params:
             return leaf
         num_in = 2 if "o_proj" in path else 1
         order = (*range(num_in, leaf.ndim), *range(num_in))
-        return jnp.transpose(leaf.astype(dtype), order)
+        scale = flat.get((*path[:-1], KERNEL_SCALE))  # an int8 kernel: dequantized here
+        return jnp.transpose(dequantize(leaf, scale, dtype), order)
 
-    flat = flatten_params(params)
-    return unflatten_params({path: convert(path, leaf) for path, leaf in flat.items()})
+    return unflatten_params(
+        {path: convert(path, leaf) for path, leaf in flat.items() if path[-1] != KERNEL_SCALE}
+    )
 
 
 def token_logprobs(
