@@ -56,6 +56,8 @@ class Experience:
       finish_reason: ``[B]`` finish codes (host).
       metrics: host-side timing and dynamic-sampling counts.
       problem_ids: ``B`` problem ids (`r1jax.data.prompts.PromptBatch.ids`, per row).
+      policy_versions: ``[B]`` the policy version that sampled each row, when the caller
+        tracks versions (`r1jax.async_rollouts`); None otherwise.
     """
 
     batch: Batch
@@ -66,6 +68,7 @@ class Experience:
     finish_reason: np.ndarray
     metrics: dict[str, float]
     problem_ids: list[str] = dataclasses.field(default_factory=list)
+    policy_versions: np.ndarray | None = None
 
 
 def verdict_arrays(verdicts: list[Verdict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,7 +126,9 @@ class ExperienceCollector:
         ``verifier.options``).
       tokenizer: decodes completions.
       model_config: the policy's model config.
-      mesh, rules: the device mesh and logical sharding rules.
+      mesh, rules: the sampler's device mesh and logical sharding rules: the learner's, or
+        a rollout mesh of its own (`r1jax.async_rollouts`), from which each rollout is moved
+        to the learner's rows (``steps.rows_sharding``).
       steps: the run's `CompiledSteps` (reference log-probs, the rows' sharding).
       pool: the verifier pool.
       task: the task name or import path the pool verifies with.
@@ -223,6 +228,9 @@ class ExperienceCollector:
         handle = self._submit(texts[mine], local_problems)
         problems = [p for part in distributed.gather_objects(local_problems) for p in part]
         ids = [i for part in distributed.gather_objects(list(prompts.ids)) for i in part]
+        if self.mesh != self.steps.mesh:  # sampled on a rollout mesh (r1jax.async_rollouts)
+            with self.timer.section("rollout_transfer"):
+                rollout = jax.device_put(rollout, self.steps.rows_sharding)
         batch = self.steps.batch_from_rollout(rollout)
         return _Round(
             batch,
@@ -242,11 +250,15 @@ class ExperienceCollector:
         learner_config: LearnerConfig,
         *,
         policy_version: int = 0,
+        policy: Any = None,
+        with_reference: bool = True,
     ) -> Experience:
         """One step's experience: ``data.prompts_per_step`` groups, verified, on the device.
 
         ``policy_version`` (the step) labels the policy in continuous mode, where rows carried
-        by partial rollouts record the version they started at.
+        by partial rollouts record the version they started at. ``policy``: the sampler's
+        params (on this collector's mesh) instead of ``state``'s policy; then ``state`` may be
+        None if ``with_reference`` is False (the reference log-probs are left to the caller).
         """
         if self.stream is not None:
             return self._collect_continuous(
@@ -260,7 +272,10 @@ class ExperienceCollector:
         reference = None
         rounds = 0
         # With LoRA: the adapters merged into the base, in the sampler's compute dtype.
-        policy = self.steps.policy_params(state, learner_config, self.sampler_model_config.dtype)
+        if policy is None:
+            policy = self.steps.policy_params(
+                state, learner_config, self.sampler_model_config.dtype
+            )
         while True:
             sampled = self._sample_round(
                 policy,
@@ -270,7 +285,7 @@ class ExperienceCollector:
                 group,
             )
             submitted = time.perf_counter()
-            if learner_config.uses_reference and not dynamic.enabled:
+            if learner_config.uses_reference and not dynamic.enabled and with_reference:
                 # The device computes the reference log-probs while the workers verify.
                 reference = self.steps.reference(
                     state.reference, sampled.batch, learner_config, state.base

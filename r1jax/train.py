@@ -23,7 +23,10 @@ hold the train state and a host state (data iterator positions, phase, context s
 hash); the run resumes from the newest one in ``workdir/checkpoints`` and refuses one that does
 not fit. SIGTERM saves and returns. With ``sampling.mode = "continuous"`` and partial rollouts,
 the rows in flight are not checkpointed: a resumed run drops them and refills its slots from
-the data iterator's saved position (`r1jax.continuous_rollouts`).
+the data iterator's saved position (`r1jax.continuous_rollouts`). With ``rollout.mode = "async"``
+the devices split into a rollout mesh that samples and a learner mesh that updates, and the
+rollouts of the next steps (at most ``rollout.staleness`` policy versions old) are generated
+while a step updates (`r1jax.async_rollouts`).
 
 A model preset (``model.name`` = tiny / small / ...) trains from scratch; without
 ``tokenizer.path`` a small byte-level BPE tokenizer is fit on the task's prompts and traces
@@ -48,6 +51,7 @@ import ml_collections
 import numpy as np
 
 from r1jax import (
+    async_rollouts,
     build,
     checkpointing,
     continuous_rollouts,
@@ -100,6 +104,15 @@ class Trainer:
         # Tasks (one, or several: data.mixture), devices and the model.
         self.run_tasks = mixture.run_tasks(config)
         self.task = self.run_tasks[0].module
+        # rollout.mode=async: the last rollout.devices sample, the others learn.
+        devices = list(jax.devices() if devices is None else devices)
+        self.async_settings = async_rollouts.settings_from_config(config, len(devices))
+        self.rollout_mesh = self.rollouts = None
+        if self.async_settings is not None:
+            devices, rollout_devices = async_rollouts.split_devices(self.async_settings, devices)
+            self.rollout_mesh = distributed.mesh_from_config(config, rollout_devices)
+            self.rollout_rules = distributed.rules_from_config(config, self.rollout_mesh)
+            distributed.check_layout(config, self.rollout_mesh, self.rollout_rules, sft=False)
         self.mesh = distributed.mesh_from_config(config, devices)
         self.rules = distributed.rules_from_config(config, self.mesh)
         self.sft_steps = config.sft.steps if config.sft.mode == "warmup" else 0
@@ -236,12 +249,20 @@ class Trainer:
         if self.config.data.curriculum:  # the prompts of this step's curriculum stage
             self.prompts.set_step(rl_step)
         config = self.learner_config(sft=False, rl_step=rl_step)
-        key = jax.random.fold_in(jax.random.fold_in(self.root_key, SAMPLE_STREAM), step)
-        collected = self.collector.collect(
-            self.state, self.prompts, key, config, policy_version=step
-        )
-        with self.timer.section("update"):
-            self.state, device_metrics = self.steps.update(self.state, collected.batch, config)
+        pipeline = {}
+        if self.rollouts is None:
+            key = jax.random.fold_in(jax.random.fold_in(self.root_key, SAMPLE_STREAM), step)
+            collected = self.collector.collect(
+                self.state, self.prompts, key, config, policy_version=step
+            )
+            with self.timer.section("update"):
+                self.state, device_metrics = self.steps.update(self.state, collected.batch, config)
+                streak = int(self.state.nonfinite_streak)
+        else:  # rollout.mode=async: this step's rows may have been sampled during the last
+            update = functools.partial(self._async_update, config=config)
+            collected, device_metrics, pipeline = self.rollouts.step(
+                rl_step, self.state.policy, update
+            )
             streak = int(self.state.nonfinite_streak)
         host = experience.rollout_metrics(
             collected,
@@ -260,6 +281,7 @@ class Trainer:
                 )
             )
         host.update(collected.metrics)
+        host.update(pipeline)
         if self.config.data.curriculum:
             host["data/curriculum_stage"] = float(self.prompts.stage)
         host["forward_passes"] = 1.0 + config.forward_passes_per_token  # sampling + update
@@ -275,6 +297,35 @@ class Trainer:
         ][: self.config.logging.samples_to_log]
         self._check_finite(f"step {step}", streak)
         return device_metrics, host, samples
+
+    def _collect_ahead(self, rl_step: int, params: Any, version: int) -> experience.Experience:
+        """RL step ``rl_step``'s experience sampled on the rollout mesh with ``params``
+        (policy ``version``): `r1jax.async_rollouts.RolloutPipeline`'s ``collect``."""
+        if self.config.data.curriculum:
+            self.prompts.set_step(rl_step)
+        config = self.learner_config(sft=False, rl_step=rl_step)
+        step = self.sft_steps + rl_step  # the synchronous run's sampling key
+        key = jax.random.fold_in(jax.random.fold_in(self.root_key, SAMPLE_STREAM), step)
+        return self.collector.collect(
+            None,
+            self.prompts,
+            key,
+            config,
+            policy_version=version,
+            policy=params,
+            with_reference=False,
+        )
+
+    def _async_update(self, collected: experience.Experience, config: learner.LearnerConfig):
+        """Dispatches the update on ``collected`` (the reference log-probs first, as the
+        synchronous collector does): ``(metrics, metrics, new policy)`` for the pipeline."""
+        batch = collected.batch
+        if config.uses_reference and not self.config.objective.dynamic_sampling.enabled:
+            reference = self.steps.reference(self.state.reference, batch, config, self.state.base)
+            batch = batch.replace(reference_logprobs=reference)
+        self.state, device_metrics = self.steps.update(self.state, batch, config)
+        state = self.state
+        return device_metrics, device_metrics, lambda: state.policy
 
     def _maybe_reset_reference(self, rl_step: int) -> None:
         """R1's reference reset: every ``reference.reset_every`` RL steps, reference <- policy."""
@@ -324,7 +375,9 @@ class Trainer:
             "phase": "sft" if step < self.sft_steps else "rl",
             "context_stage": schedule.stage_at(self.config, max(step - self.sft_steps, 0)).index,
             "seed": self.config.seed,
-            "prompt_data": distributed.per_process(self.prompts.get_state()),
+            "prompt_data": distributed.per_process(
+                self.prompts.get_state() if self.rollouts is None else self.rollouts.prompt_state()
+            ),
             "sft_data": None if sft is None else distributed.per_process(sft.get_state()),
             "summary": {k: v for k, v in self.summary.items() if k.startswith("eval")},
         }
@@ -440,6 +493,17 @@ class Trainer:
             routes=mixture.routes(self.run_tasks) if mixture.is_mixture(config) else None,
             continuous=self.continuous,
         )
+        if self.async_settings is not None:  # samples on the rollout mesh
+            self.collector.mesh, self.collector.rules = self.rollout_mesh, self.rollout_rules
+            self.rollouts = async_rollouts.RolloutPipeline(
+                self.async_settings,
+                rollout_policy_sharding=param_shardings(
+                    self.model_config, self.rollout_mesh, self.rollout_rules
+                ),
+                collect=self._collect_ahead,
+                prompt_state=self.prompts.get_state,
+                total_rl_steps=config.steps,
+            )
 
     def close(self) -> None:
         for closer in ("logger", "pool", "checkpointer"):
@@ -485,12 +549,18 @@ def run(
         config_lib.save_config(config, workdir)  # the resolved values (presets applied)
     trainer = Trainer(config, workdir, devices)
     model = trainer.model_config
+    rollout_mesh = ""  # rollout.mode=async: the sampler's own mesh
+    if trainer.rollout_mesh is not None:
+        rollout_mesh = (
+            f"+ rollout mesh {dict(trainer.rollout_mesh.shape)} "
+            f"(rollout.staleness={trainer.async_settings.staleness}) "
+        )
     trainer.log(
         f"r1jax: {config.objective.algorithm} on {mixture.describe(trainer.run_tasks)}, "
         f"model {config.model.name} "
         f"({num_params(model) / 1e6:.2f}M params, vocab {model.vocab_size}), "
         f"{trainer.sft_steps} SFT + {config.steps} RL steps, mesh {dict(trainer.mesh.shape)} "
-        f"over {jax.process_count()} process(es), workdir {workdir}",
+        f"{rollout_mesh}over {jax.process_count()} process(es), workdir {workdir}",
         flush=True,
     )
     try:

@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "sample": ("r1jax.bench.sample", "sampler throughput against the matmul peak and transformers"),
     "step": ("r1jax.bench.step", "one GRPO step: sample / verify / update times"),
     "verify": ("r1jax.bench.verify", "verifications per second, in-process and through the pool"),
+    "async": ("r1jax.bench.async_steps", "step time of async rollouts, overlap off / on vs sync"),
 }
 
 
