@@ -295,6 +295,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.grad_clip_norm = 1.0  # global-norm clip; 0 disables
     c.optim.minibatches_per_step = 1  # optimizer updates per rollout batch (PPO mini-batches)
     c.optim.micro_batch_size = 0  # rows per gradient-accumulation micro-batch; 0 = no split
+    c.optim.micro_batch_tokens = 0  # >0: length-sorted micro-batches of this many tokens
+    c.optim.length_buckets = 4  # lengths T, T/2, T/4 ... they are cut to (a compile each)
     c.optim.logprob_chunk_size = 256  # positions per chunk of the log-softmax (memory vs speed)
 
     c.schedule = ml_collections.ConfigDict()

@@ -18,7 +18,11 @@ argument) whose methods the step calls in this order, every one a pure function 
 It also has ``num_iterations`` (passes over each batch) and ``uses_reference`` (whether the step
 needs the reference's log-probs: the batch then carries ``reference_logprobs``). An algorithm
 may also have ``uses_learner_logprobs`` (missing means False): the step then fills
-``learner_logprobs``, the policy's own log-probs before any update (rollout correction).
+``learner_logprobs``, the policy's own log-probs before any update (rollout correction), and
+``loss_couples_rows`` (missing means False): True when ``loss`` is not a sum over rows (online
+DPO pairs the rows of a group), which rules out length-sorted micro-batches
+(`r1jax.learner.length_groups`). Otherwise every ``prepared`` leaf with a second axis is
+per-token, ``[B, T, ...]``, so a micro-batch can cut it with the completions.
 
 Each algorithm module also holds ``PRESETS``: named presets as config-key overrides (dotted
 keys of `r1jax.config.base_config`), applied between the base defaults and the experiment file,

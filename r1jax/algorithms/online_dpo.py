@@ -128,6 +128,7 @@ class OnlineDPO:
     dpo_label_smoothing: float = 0.0
     pairing: str = "max_min"
     num_iterations: int = 1
+    loss_couples_rows = True  # pairs within a group: no length-sorted micro-batches
 
     def __post_init__(self):
         if self.pairing not in PAIRINGS:

@@ -1,7 +1,7 @@
 """One GRPO training step, end to end: sample, verify, update (and peak memory).
 
 ``python -m r1jax.bench step --model {tiny,small} [--dtype {float32,bfloat16}] [--json]
-[--vs-trl]``
+[--vs-trl] [--lengths {fixed,longtail} [--micro-batch-tokens N]]``
 
 Random weights (Qwen2 architecture, presets from `ModelConfig`). ``--dtype bfloat16`` runs the
 matmuls of sampling and update in bfloat16 with float32 accumulation, float32 master weights
@@ -18,6 +18,13 @@ are timed alone (`r1jax.bench.matmuls.update_seconds`: the reference's forward a
 policy's forward and backward over the full batch, nothing else; best of ``--repeats``, run
 after the peak memory is read), a floor for the update on this machine.
 
+``--lengths longtail`` draws each row's completion length from the long-tailed distribution
+of the sampling benchmark (`r1jax.bench.longtail.draw_lengths`: lognormal, median ``T / 8``,
+5% at ``T``; fixed seed) and enforces it as the row's token limit, then times the update
+twice on every step's batch, side by side from the same initial weights: padded (``[B, T]``,
+``--micro-batch-size`` rows per micro-batch) and length-grouped (``optim.micro_batch_tokens =
+--micro-batch-tokens``, `r1jax.learner.length_groups`); the matmul floor is not timed then.
+
 ``--vs-trl`` then runs TRL's ``GRPOTrainer`` on the same workload, starting from the same
 weights (the frozen reference, i.e. the initial params, saved as a float32 Hugging Face
 directory) and the same prompt token ids, in a subprocess (`r1jax.bench.trl_step`, which
@@ -28,6 +35,7 @@ CPU machine (TRL 1.16: 1.07 s/step on ``tiny``, 28.0 s on ``small``), labelled a
 """
 
 import argparse
+import dataclasses
 import resource
 import statistics
 import sys
@@ -40,7 +48,9 @@ import numpy as np
 
 from r1jax import learner
 from r1jax.algorithms.policy_gradient import PolicyGradient
+from r1jax.bench import longtail as longtail_lib
 from r1jax.bench import matmuls, trl_step
+from r1jax.learner import length_groups
 from r1jax.models import ModelConfig, init_params, num_params
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import SamplingParams, sample
@@ -67,6 +77,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, default=128, help="T")
     parser.add_argument("--kl-coef", type=float, default=0.04)
     parser.add_argument("--micro-batch-size", type=int, default=0, help="rows per micro-batch")
+    parser.add_argument(
+        "--lengths",
+        choices=("fixed", "longtail"),
+        default="fixed",
+        help="fixed: every row T tokens; longtail: lognormal lengths, padded vs length-grouped",
+    )
+    parser.add_argument(
+        "--micro-batch-tokens",
+        type=int,
+        default=2048,
+        help="token budget of the length-grouped micro-batches (--lengths longtail)",
+    )
+    parser.add_argument(
+        "--length-buckets",
+        type=int,
+        default=learner.LearnerConfig.length_buckets,
+        help="bucket lengths T, T/2 ... of the length-grouped micro-batches",
+    )
     parser.add_argument("--remat", action="store_true", help="rematerialise blocks (less memory)")
     parser.add_argument(
         "--logprob-chunk-size",
@@ -112,6 +140,12 @@ def run(args: argparse.Namespace) -> dict:
         remat=args.remat,
         logprob_chunk_size=args.logprob_chunk_size,
     )
+    longtail = args.lengths == "longtail"
+    if longtail:
+        grouped_config = dataclasses.replace(
+            config, micro_batch_tokens=args.micro_batch_tokens, length_buckets=args.length_buckets
+        )
+        grouped_state = learner.init_train_state(jax.tree.map(jnp.copy, policy), grouped_config)
     state = learner.init_train_state(policy, config)
     tokenizer = _tokenizer()
     sampling = SamplingParams(
@@ -122,11 +156,24 @@ def run(args: argparse.Namespace) -> dict:
     rows_problems = [p for p in problems for _ in range(args.samples)]
     prompt_ids = rng.integers(1, model_config.vocab_size, (args.prompts, args.prompt_length))
     prompts = PromptBatch.from_token_lists(prompt_ids.tolist())
+    rows = args.prompts * args.samples
+    lengths = None
+    if longtail:
+        lengths = longtail_lib.draw_lengths(rows, args.new_tokens, args.seed)
     timings = {"sample": [], "verify": [], "update": [], "total": []}
+    if longtail:
+        timings["update_grouped"] = []
     with VerifierPool(args.workers, timeout_seconds=10.0) as pool:
         for step in range(args.repeats + 1):
             start = time.perf_counter()
-            rollout = sample(state.policy, model_config, prompts, jax.random.key(step), sampling)
+            rollout = sample(
+                state.policy,
+                model_config,
+                prompts,
+                jax.random.key(step),
+                sampling,
+                max_new_tokens_per_row=lengths,
+            )
             rollout = jax.block_until_ready(rollout)
             sampled = time.perf_counter()
             ids = [[t % tokenizer.vocab_size for t in row] for row in rollout.completions()]
@@ -141,9 +188,19 @@ def run(args: argparse.Namespace) -> dict:
             state, metrics = learner.train_step(state, batch, config=config)
             jax.block_until_ready((state, metrics))
             done = time.perf_counter()
+            if longtail:
+                grouped_state, grouped_metrics = learner.train_step(
+                    grouped_state, batch, config=grouped_config
+                )
+                jax.block_until_ready((grouped_state, grouped_metrics))
+                grouped_seconds = time.perf_counter() - done
             if step == 0:
                 compile_seconds = done - start
+                if longtail:
+                    grouped_compile_seconds = grouped_seconds
                 continue
+            if longtail:
+                timings["update_grouped"].append(grouped_seconds)
             timings["sample"].append(sampled - start)
             timings["verify"].append(verified - sampled)
             timings["update"].append(done - verified)
@@ -162,8 +219,12 @@ def run(args: argparse.Namespace) -> dict:
     }
     for name, values in timings.items():
         results[f"{name}_seconds"] = statistics.median(values)
+    if longtail:
+        _add_longtail_results(results, args, lengths, grouped_compile_seconds, metrics)
+        if not args.json:
+            _print_longtail(results, args.repeats)
+        return results
     # After the peak memory is read: the full-batch logits here are not the update's.
-    rows = args.prompts * args.samples
     results["update_matmuls_seconds"] = matmuls.update_seconds(
         state.policy,
         state.reference,
@@ -200,6 +261,54 @@ def run(args: argparse.Namespace) -> dict:
         if args.vs_trl:
             _print_trl(results, args.repeats)
     return results
+
+
+def _add_longtail_results(
+    results: dict, args: argparse.Namespace, lengths: Any, compile_seconds: float, metrics: dict
+) -> None:
+    """The long-tail figures: the drawn lengths and the length-grouped update beside the
+    padded one (``update_seconds``)."""
+    results["workload"] += (
+        f", long-tailed lengths (median {int(np.median(lengths))}, mean {np.mean(lengths):.1f}, "
+        f"{np.mean(lengths == args.new_tokens):.0%} at T)"
+    )
+    results["completion_tokens"] = int(np.sum(lengths))
+    results["padded_completion_tokens"] = int(lengths.size * args.new_tokens)
+    results["micro_batch_tokens"] = args.micro_batch_tokens
+    results["length_buckets"] = length_groups.bucket_lengths(args.new_tokens, args.length_buckets)
+    results["update_grouped_first_seconds"] = compile_seconds
+    results["update_speedup"] = results["update_seconds"] / results["update_grouped_seconds"]
+    results["loss_tokens"] = float(metrics["loss_tokens"])
+
+
+def _print_longtail(results: dict, repeats: int) -> None:
+    print(
+        f"r1jax step bench: {results['model']} ({results['params_millions']:.2f}M params), "
+        f"{results['dtype']}, {results['workload']}, on {results['devices']}"
+    )
+    print(
+        f"  completion tokens {results['completion_tokens']} of "
+        f"{results['padded_completion_tokens']} padded "
+        f"({results['completion_tokens'] / results['padded_completion_tokens']:.0%})"
+    )
+    print(
+        f"  sample {results['sample_seconds']:.3f} s | verify {results['verify_seconds']:.3f} s"
+        f" (median of {repeats})"
+    )
+    print(
+        f"  update, padded:         {results['update_seconds']:.3f} s (median of {repeats}; "
+        f"first step with compilation {results['first_step_seconds']:.1f} s, whole step)"
+    )
+    print(
+        f"  update, length-grouped: {results['update_grouped_seconds']:.3f} s (median of "
+        f"{repeats}; first with compilation {results['update_grouped_first_seconds']:.1f} s; "
+        f"{results['micro_batch_tokens']} tokens per micro-batch, buckets "
+        f"{list(results['length_buckets'])})"
+    )
+    print(
+        f"  length grouping: {results['update_speedup']:.2f}x faster update; "
+        f"peak memory {results['peak_memory_gib']:.2f} GiB (both states in one process)"
+    )
 
 
 def _trl_results(

@@ -55,6 +55,8 @@ class LearnerConfig:
     max_new_tokens: int = 256
     minibatches_per_step: int = 1
     micro_batch_size: int = 0
+    micro_batch_tokens: int = 0
+    length_buckets: int = 4
     logprob_chunk_size: int = 256
     remat: bool = False
     rules: ShardingRules | None = None
@@ -66,6 +68,19 @@ class LearnerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.micro_batch_size < 0:
             raise ValueError(f"optim.micro_batch_size must be >= 0, got {self.micro_batch_size}")
+        if self.micro_batch_tokens < 0:
+            raise ValueError(
+                f"optim.micro_batch_tokens must be >= 0 (0 = padded row micro-batches), got "
+                f"{self.micro_batch_tokens}"
+            )
+        if self.length_buckets < 1:
+            raise ValueError(f"optim.length_buckets must be >= 1, got {self.length_buckets}")
+        if self.micro_batch_tokens and getattr(self.algorithm, "loss_couples_rows", False):
+            raise ValueError(
+                f"optim.micro_batch_tokens={self.micro_batch_tokens} sorts rows by length, "
+                f"but this algorithm's loss couples rows of a group "
+                f"({type(self.algorithm).__name__}); set optim.micro_batch_tokens=0"
+            )
         if self.logprob_chunk_size < 1:
             raise ValueError(
                 f"optim.logprob_chunk_size must be positive, got {self.logprob_chunk_size}"

@@ -195,6 +195,8 @@ def learner_config(
             max_new_tokens=max_new_tokens,
             minibatches_per_step=1 if sft else config.optim.minibatches_per_step,
             micro_batch_size=config.optim.micro_batch_size,
+            micro_batch_tokens=config.optim.micro_batch_tokens,
+            length_buckets=config.optim.length_buckets,
             logprob_chunk_size=config.optim.logprob_chunk_size,
             remat=config.model.remat,
             rules=rules,

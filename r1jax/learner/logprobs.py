@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from r1jax.learner import length_groups
 from r1jax.learner.batch import Batch
 from r1jax.learner.config import LearnerConfig
 from r1jax.models import lora as lora_lib
@@ -92,7 +93,10 @@ def _rows_in_chunks(fn: Any, batch: Batch, rows_per_chunk: int) -> jax.Array:
 def reference_logprobs_fn(
     reference: Any, batch: Batch, config: LearnerConfig, base: Any = None
 ) -> jax.Array:
-    """``[B, T]`` reference log-probs of the completions (no gradient), in micro-batches.
+    """``[B, T]`` reference log-probs of the completions (no gradient), in micro-batches:
+    ``config.micro_batch_size`` rows each, or with ``config.micro_batch_tokens`` rows sorted
+    by length and cut to buckets (`r1jax.learner.length_groups.map_rows`; then 0 past each
+    row's last sampled token, where no loss reads them).
 
     With LoRA, ``reference`` is an adapters tree (or None: the base with the adapters off)
     applied to ``base``.
@@ -102,7 +106,13 @@ def reference_logprobs_fn(
     def score(chunk):
         return completion_logprobs(params, chunk, config, with_entropy=False)[0]
 
-    return jax.lax.stop_gradient(_rows_in_chunks(score, batch, config.micro_batch_size))
+    if config.micro_batch_tokens:
+        out = length_groups.map_rows(
+            score, batch, budget=config.micro_batch_tokens, buckets=config.length_buckets
+        )
+    else:
+        out = _rows_in_chunks(score, batch, config.micro_batch_size)
+    return jax.lax.stop_gradient(out)
 
 
 reference_logprobs = jax.jit(reference_logprobs_fn, static_argnames="config")

@@ -10,8 +10,10 @@
 3. for each of ``num_iterations x minibatches_per_step`` optimizer updates: the mini-batch's
    loss denominator (``algorithm.denominator``), then gradients of ``algorithm.loss`` summed
    exactly over micro-batches with ``lax.scan`` (each micro-batch's loss is its share of the
-   mini-batch loss, so the sum of the micro-batch gradients is the mini-batch gradient),
-   global-norm clipping and the optax update, skipped inside the jit (``jnp.where`` on every
+   mini-batch loss, so the sum of the micro-batch gradients is the mini-batch gradient;
+   with ``micro_batch_tokens`` the micro-batches are rows sorted by length, cut to a bucket
+   length and filled to a token budget, `r1jax.learner.length_groups`), global-norm
+   clipping and the optax update, skipped inside the jit (``jnp.where`` on every
    leaf) when the loss or a gradient is not finite; the skip is counted in the state;
 4. for each auxiliary model of the algorithm (``config.auxiliary_models``, e.g. PPO's critic,
    `r1jax.learner.auxiliary`): its ``minibatches_per_step`` updates with its own optimizer on
@@ -42,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from r1jax.learner import length_groups
 from r1jax.learner.batch import Batch, concat_batches
 from r1jax.learner.config import LearnerConfig
 from r1jax.learner.logprobs import (
@@ -92,10 +95,25 @@ def _gradients(
         return algorithm.loss(logprobs, entropy, micro_batch, micro_prepared, denominator, config)
 
     grad_fn = jax.grad(micro_batch_loss, has_aux=True)
-    return _accumulated(grad_fn, policy, (batch, prepared, row_keys), config.micro_batch_size)
+    return _accumulated(grad_fn, policy, (batch, prepared, row_keys), config)
 
 
-def _accumulated(grad_fn: Any, params: Any, inputs: Any, micro_rows: int):
+def _accumulated(grad_fn: Any, params: Any, inputs: tuple, config: LearnerConfig):
+    """``grad_fn(params, inputs)`` summed over the micro-batches of ``inputs = (batch,
+    prepared, *rest)``: length-grouped ones (`r1jax.learner.length_groups`) when
+    ``config.micro_batch_tokens`` is set, else ``config.micro_batch_size`` rows each."""
+    if config.micro_batch_tokens:
+        return length_groups.accumulate(
+            grad_fn,
+            params,
+            inputs,
+            budget=config.micro_batch_tokens,
+            buckets=config.length_buckets,
+        )
+    return _accumulated_rows(grad_fn, params, inputs, config.micro_batch_size)
+
+
+def _accumulated_rows(grad_fn: Any, params: Any, inputs: Any, micro_rows: int):
     """``grad_fn(params, inputs)`` summed over micro-batches of ``micro_rows`` rows of every
     ``[B, ...]`` leaf of ``inputs`` with ``lax.scan`` (the whole mini-batch at once when
     ``micro_rows`` is 0 or too large)."""
@@ -263,9 +281,7 @@ def _auxiliary_updates(
             )
 
         grad_fn = jax.grad(micro_batch_loss, has_aux=True)
-        grads, sums = _accumulated(
-            grad_fn, model["params"], (mini_batch, mini_prepared), config.micro_batch_size
-        )
+        grads, sums = _accumulated(grad_fn, model["params"], (mini_batch, mini_prepared), config)
         updates, opt_state = optimizer.update(grads, model["opt_state"], model["params"])
         params = optax.apply_updates(model["params"], updates)
         grad_norm = optax.tree.norm(grads)

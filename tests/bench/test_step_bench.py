@@ -86,3 +86,14 @@ def test_vs_trl_measures_trl_on_the_same_workload(capsys):
     assert results["speedup_vs_trl"] == pytest.approx(
         results["trl_seconds"] / results["total_seconds"]
     )
+
+
+def test_longtail_lengths_time_the_padded_and_the_length_grouped_update(capsys):
+    args = ["--lengths", "longtail", "--micro-batch-tokens", "48", "--new-tokens", "16"]
+    results = main([*SMALL_WORKLOAD, *args])
+    out = capsys.readouterr().out
+    assert results["update_seconds"] > 0 and results["update_grouped_seconds"] > 0
+    assert results["update_speedup"] > 0
+    assert results["completion_tokens"] < results["padded_completion_tokens"] == 4 * 16
+    assert results["length_buckets"] == (2, 4, 8, 16)
+    assert "length-grouped" in out and "long-tailed lengths" in out
