@@ -279,7 +279,7 @@ def base_config() -> ml_collections.ConfigDict:
         "down_proj",
     )
     c.lora.dropout = 0.0  # dropout on the adapters' input in the learner's training forward
-    c.lora.base_dtype = ""  # the frozen base's dtype: float32 | bfloat16; "" = model.param_dtype
+    c.lora.base_dtype = ""  # frozen base: float32 | bfloat16 | int8 (QLoRA); "" = param_dtype
     c.lora.merge_for_sampling = True  # sampler: merged W + (alpha/r) A B (else A, B per step)
 
     c.optim = ml_collections.ConfigDict()
