@@ -49,11 +49,13 @@ decoupled PPO are available through the existing rollout correction:
   ``areal/utils/functional/functional.py`` ``ppo_actor_loss_fn`` with rejection sampling at
   token level; verl's ``bypass_mode=False`` with ``rollout_is``).
 
-Why bypass by default: with ``s = 1`` the rows lag by one update, whose ratios stay close to 1
-with GRPO's learning rates, so the clip on ``π_θ / μ`` already bounds the step; the decoupled
-form costs one more forward pass of the whole batch each step (about a third of a
-forward-and-backward update) and pays off for larger ``s`` or a sampler in another dtype,
-where ``π_prox / μ`` is no longer close to 1.
+Why bypass by default: every row here is sampled whole by one policy version, so ``μ`` is a
+proper behaviour policy and ``π_θ / μ`` a proper PPO ratio against it (unlike a partial
+rollout, whose row mixes versions, for which ``auto`` turns the correction on); with ``s = 1``
+the rows lag by one update, whose ratios stay close to 1 at GRPO's learning rates, so the clip
+on ``π_θ / μ`` already bounds the step. The decoupled form costs one more forward pass of the
+whole batch each step (about a third of a forward-and-backward update) and pays off for larger
+``s`` or a sampler in another dtype, where ``π_prox / μ`` is no longer close to 1.
 
 **Checkpoints** hold the data position of the oldest batch not yet used (`RolloutPipeline.
 prompt_state`): a resumed run generates those batches again, with the restored weights (their

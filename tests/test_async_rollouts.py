@@ -2,7 +2,9 @@
 the config checks, and the trainer on 8 simulated CPU devices split 4 (learner) + 4 (rollout):
 with staleness 0 it is the synchronous run; with staleness 1 rows lag one version and train."""
 
+import json
 import re
+import shutil
 import types
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from r1jax import async_rollouts, metrics, train
+from r1jax import async_rollouts, experience, metrics, train
 from r1jax import config as config_lib
 from r1jax.config import ConfigError
 
@@ -191,3 +193,44 @@ def test_one_step_stale_rollouts_train_and_overlap(tmp_path):
         for key in b:
             if not key.startswith(TIMING):
                 np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.multidevice
+def test_the_decoupled_correction_sees_stale_rows(tmp_path, monkeypatch):
+    """objective.rollout_correction.mode=on (the decoupled objective): the learner recomputes
+    π_prox, so log π_prox - log μ is float noise for step 1's on-policy rows and clearly not
+    for the one-version-old rows of steps 2 and 3. Every batch is sampled on the rollout
+    mesh's devices (the last 4)."""
+    sample, devices = experience.sampler_lib.sample, []
+
+    def recording(params, *args, **kwargs):
+        devices.append({d.id for leaf in jax.tree.leaves(params) for d in leaf.devices()})
+        return sample(params, *args, **kwargs)
+
+    monkeypatch.setattr(experience.sampler_lib, "sample", recording)
+    overrides = ("rollout.mode=async", "objective.rollout_correction.mode=on", "optim.eps=1e-8")
+    train.run(_config(*overrides), str(tmp_path))
+    assert devices == [{d.id for d in jax.devices()[4:]}] * 3
+    gaps = [r["rollout_correction/abs_log_ratio_max"] for r in _records(tmp_path)]
+    assert gaps[0] < 1e-5 and min(gaps[1:]) > 100 * max(gaps[0], 1e-7), gaps
+
+
+@pytest.mark.multidevice
+def test_a_resumed_run_skips_no_prompt(tmp_path):
+    """The checkpoint after step 2 holds the data position before step 3's prompts (generated
+    ahead during step 2, not yet used): resumed from it, step 3 sees the prompts it saw in
+    the uninterrupted run."""
+    overrides = ("rollout.mode=async", "checkpoint.every=1")
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train.run(_config(*overrides), str(whole))  # checkpoints 1, 2 and 3
+    shutil.copytree(whole, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "3")
+    (resumed / experience.PROBLEM_REWARDS_FILE).write_text("")
+    summary = train.run(_config(*overrides), str(resumed))  # from checkpoint 2: step 3
+    assert summary["final_step"] == 3
+
+    def problems(workdir):
+        with open(workdir / experience.PROBLEM_REWARDS_FILE) as f:
+            return [(r["step"], r["problem_id"]) for r in map(json.loads, f)]
+
+    assert problems(resumed) == [p for p in problems(whole) if p[0] == 3] != []
