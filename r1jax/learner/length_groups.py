@@ -10,22 +10,24 @@ A long-tailed rollout (most completions short, a few at the length limit ``T``) 
    (``jnp.argsort``): every per-row value the algorithm prepared on the full batch
    (advantages, old, reference and learner log-probs, masks, LoRA dropout keys) is gathered
    with its row, so group structure, which only ``prepare`` reads, no longer matters;
-2. walks the sorted rows with a ``lax.while_loop``. At row ``start`` it picks the shortest
-   bucket ``L`` (`bucket_lengths`: ``T``, ``T/2``, ``T/4`` ..., ``optim.length_buckets`` of
-   them) such that the next ``r_L = micro_batch_tokens // (Tp + L)`` rows all fit in ``L``,
-   and ``lax.switch`` runs the branch compiled for ``[r_L, Tp + L]``: rows
-   ``[start, start + r_L)`` (``lax.dynamic_slice``), completion columns ``[:L]``. Every
-   micro-batch holds at most the budget's tokens (one full-length row when a single row is
-   over it), so short rows come many to a micro-batch and long ones few.
+2. walks the sorted rows with a ``lax.while_loop``. Each bucket length ``L``
+   (`bucket_lengths`: ``T``, ``T/2``, ``T/4`` ..., ``optim.length_buckets`` of them) has one
+   static shape ``[r_L, Tp + L]``, ``r_L = micro_batch_tokens // (Tp + L)`` rows (at least
+   one). At row ``start``, bucket ``L`` would take ``n_L`` rows: those among the next ``r_L``
+   that fit in ``L``. The loop picks the bucket with the most rows per token of its shape,
+   and ``lax.switch`` runs the branch compiled for it: rows ``[start, start + n_L)``
+   gathered, the places left over filled with an all-masked zero row, completion columns
+   ``[:L]``. Every micro-batch holds at most the budget's tokens (one full-length row when a
+   single row is over it), so short rows come many to a micro-batch and long ones few.
 
 The passes without gradients (the reference's and the learner's own log-probs before the
 update, `r1jax.learner.logprobs.reference_logprobs_fn`) walk the rows the same way
-(`map_rows`) and scatter each micro-batch's ``[r_L, L]`` values back into ``[B, T]``.
+(`map_rows`) and scatter each micro-batch's ``[n_L, L]`` values back into ``[B, T]``.
 
 Shapes are static per bucket: the program holds one forward/backward per bucket (a bounded,
 fixed set, compiled once with the step), and a step never recompiles for new lengths. The
-sorted rows are padded at the end with all-masked rows so the last micro-batch's slice stays
-in range; those rows carry no loss.
+zero row carries no loss: every mask is False (the algorithms' losses, their metric sums and
+the critic's and PRM's losses are all masked), and it adds only its share of compute.
 
 Why it is exact: cutting the completion at ``L`` drops only positions after a row's last
 loss token, and the model is causal with left-padded prompts, so the kept positions' log-probs
