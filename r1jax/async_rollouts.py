@@ -33,8 +33,9 @@ the overlap buys. One thread does all of it: JAX dispatches the update asynchron
 host's sampling calls then block only on the rollout mesh's devices.
 
 **Staleness correction.** The learner always has the sampler's per-token log-probs ``μ`` of
-the version that sampled the row (``Batch.old_logprobs``). Two forms of section 3 of AReaL's
-decoupled PPO are available through the existing rollout correction:
+the version that sampled the row (``Batch.old_logprobs``). Two corrections are available
+through the existing rollout correction: the bypass that verl and AReaL default to, and AReaL's
+decoupled PPO objective (arXiv:2505.24298) with a recomputed proximal policy:
 
 - **bypass** (the default, ``objective.rollout_correction.mode`` resolving off): the clipped
   ratio is ``π_θ / μ``, so the trust region is anchored on the stale sampler. No extra pass.
@@ -57,8 +58,8 @@ on ``π_θ / μ`` already bounds the step. The decoupled form costs one more for
 whole batch each step (about a third of a forward-and-backward update) and pays off for larger
 ``s`` or a sampler in another dtype, where ``π_prox / μ`` is no longer close to 1.
 
-**Checkpoints** hold the data position of the oldest batch not yet used (`RolloutPipeline.
-prompt_state`): a resumed run generates those batches again, with the restored weights (their
+**Checkpoints** hold the data position of the oldest batch not yet used
+(`RolloutPipeline.prompt_state`): a resumed run generates those batches again, with the restored weights (their
 first batch is then on-policy), and skips no prompt.
 
 Not supported (ConfigError naming the key): several processes, ``sampling.mode=continuous``,
