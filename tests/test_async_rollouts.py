@@ -151,12 +151,18 @@ def _records(workdir):
 
 
 @pytest.mark.multidevice
-def test_staleness_0_is_the_synchronous_run(tmp_path):
+@pytest.mark.parametrize(
+    "objective",
+    [(), ("objective.kl_coef=0.01", "reference.mode=frozen")],
+    ids=["no_reference", "kl_to_reference"],
+)
+def test_staleness_0_is_the_synchronous_run(tmp_path, objective):
     """Async with s = 0 (overlap off) on 4 + 4 devices = the synchronous run on the learner's
-    4 devices: same rollouts (sampled on the other 4), same metrics within 1e-6."""
-    train.run(_config(), str(tmp_path / "sync"), devices=jax.devices()[:4])
+    4 devices: same rollouts (sampled on the other 4), same metrics within 1e-6; with a KL
+    term the reference log-probs are computed on the learner mesh when the batch is used."""
+    train.run(_config(*objective), str(tmp_path / "sync"), devices=jax.devices()[:4])
     train.run(
-        _config("rollout.mode=async", "rollout.staleness=0", "rollout.overlap=false"),
+        _config(*objective, "rollout.mode=async", "rollout.staleness=0", "rollout.overlap=false"),
         str(tmp_path / "async"),
     )
     want, got = _records(tmp_path / "sync"), _records(tmp_path / "async")
