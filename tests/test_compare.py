@@ -9,6 +9,7 @@ import pytest
 
 from r1jax import compare
 from r1jax import config as config_lib
+from r1jax.learner import from_config as learner_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "experiments" / "comparisons" / "algorithms.py"
@@ -33,6 +34,7 @@ def test_every_row_of_the_bundled_comparison_resolves_to_a_config_with_its_algor
             spec["EXPERIMENT"], [a[len("--config.") :] for a in argv if a.startswith("--config.")]
         )
         assert config.objective.algorithm == overrides["objective.algorithm"], row
+        learner_setup.algorithm_config(config)  # the learner accepts it (e.g. a needed reference)
         assert config.sft.mode == "none" and config.model.init_from == "/w"
 
 

@@ -18,7 +18,8 @@ reference, 128 new tokens), plus what the algorithm needs on this model, taken f
 sampling; PPO's critic (initialised from the policy, lr 1e-3, 4 mini-batches;
 ``experiments/orz_ppo.py``); iterative online DPO's lr 5e-5 and its reference moved to the
 policy every 25 steps (``experiments/online_dpo_r1.py``); PRIME's
-implicit PRM (lr 1e-4, β 0.05; ``experiments/prime.py``). This is a comparison to report, not
+implicit PRM (lr 1e-4, β 0.05) and the frozen reference it scores against
+(``experiments/prime.py``). This is a comparison to report, not
 a tuned leaderboard: each algorithm runs with one setting, for a short budget.
 
 Hardware: a 2-core CPU. The table in README ("Algorithms side by side") is the result.
@@ -56,6 +57,7 @@ ALGORITHMS = {
     "raft": {"objective.algorithm": "raft", "objective.selection": "correct"},
     "prime": {
         "objective.algorithm": "prime",
+        "reference.mode": "frozen",
         "prm.init": "policy",
         "prm.lr": 1e-4,
         "prm.grad_clip_norm": 10.0,
