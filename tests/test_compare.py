@@ -101,3 +101,10 @@ def test_compare_runs_the_warm_start_and_each_row_once_and_reuses_finished_runs(
     assert {p: p.stat().st_mtime_ns for p in workdir.rglob("train.log")} == logs
     assert again["rows"] == results["rows"]
     assert os.path.exists(workdir / "comparison.json")
+
+
+def test_only_with_a_row_the_file_lacks_is_an_error_naming_the_rows(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        compare.main([str(SPEC), "--workdir", str(tmp_path), "--only", "grpo", "nope"])
+    assert "--only: ['nope'] not in ALGORITHMS" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing ran
