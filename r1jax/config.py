@@ -339,7 +339,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.mesh.fsdp = 1  # parameter-sharding axis size
     c.mesh.tensor = 1  # tensor-parallel axis size
 
-    c.rollout = ml_collections.ConfigDict()  # two meshes: sampler and learner (r1jax.async_rollouts)
+    c.rollout = ml_collections.ConfigDict()  # sampler and learner meshes (r1jax.async_rollouts)
     c.rollout.mode = "sync"  # sync (sample and update on one mesh) | async (a mesh for each)
     c.rollout.devices = 0  # async: devices of the rollout mesh (the last N); 0 = half of them
     c.rollout.staleness = 1  # async: s, the most policy versions a row may lag (0 = on-policy)
