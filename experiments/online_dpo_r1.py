@@ -27,7 +27,16 @@ policy already prefers relative to the reference).
 
 Hardware: the paper-scale config wants a TPU v4-32 / v5e-64 or 8 H100s (7B policy + a 7B
 reference). ``:cpu`` trains the ``tiny`` model from scratch on multiplication (a short warm
-start, then online DPO) on a 2-core CPU in under 20 minutes.
+start, then iterative online DPO with the reference moved to the policy every 25 steps) on a
+2-core CPU.
+
+Result of ``:cpu`` on a shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train
+--config experiments/online_dpo_r1.py:cpu --workdir DIR``), pass@1 / pass@4 / maj@4 in % on
+200 held-out problems x 4 samples: after the warm start 17.2 / 22.0 / 17.0, after 100 DPO
+steps 17.0 / 20.0 / 17.5, in 14 min 59 s while other jobs shared the two cores. Pairs were
+scarce: 0.6 pairs per prompt at the first logged step (3 of 8 prompts without a correct and a
+wrong sample) and 0.25 at the last (6 of 8 without), so few updates carried signal; the mean
+response length fell from 51 to 37 tokens.
 """
 
 import ml_collections
