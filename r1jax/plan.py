@@ -28,10 +28,12 @@ no compile).
 
 Fit: a program fits an accelerator when its peak is at most ``--usable`` (default 0.9) of the
 accelerator's memory (`ACCELERATORS`). The largest micro-batch comes from two more compiles of
-the update step, at ``d`` and ``2d`` micro-batch rows (``d`` the data-parallel size): the
-temporaries are fitted as a line in the rows (``a + b * rows``) and the line solved for the
-memory left after the arguments and the code; the answer is rounded down to a multiple of
-``d`` that divides the mini-batch.
+the update step, at ``2d`` and ``4d`` micro-batch rows where the batch allows, else ``d`` and
+``2d`` (``d`` the data-parallel size; with one row per device XLA:CPU may schedule the step
+differently): the temporaries are fitted as a line in the rows (``a + b * rows``) and the line
+solved for the memory left after the arguments and the code; the answer is rounded down to a
+multiple of ``d`` that divides the mini-batch. When the temporaries do not grow with the rows
+the answer is "undetermined", not a number.
 
 What the CPU compile does not see: the fused attention kernels (`r1jax.models.layers`, chosen
 by platform: the CPU compile runs the XLA attention, whose ``[B, H, S, S]`` scores a fused
@@ -109,19 +111,25 @@ def largest_micro_batch(
     *,
     step: int,
     minibatch_rows: int,
-) -> int:
+) -> int | None:
     """The most micro-batch rows whose fitted temporaries fit next to ``fixed_bytes``.
 
     The temporaries of the two compiles at ``rows`` are joined by a line ``a + b * rows``,
     solved for ``capacity_bytes - fixed_bytes``, and the answer rounded down to a multiple of
-    ``step`` (the data-parallel size) that divides ``minibatch_rows``; 0 when none fits.
+    ``step`` (the data-parallel size) that divides ``minibatch_rows``; 0 when none fits. None
+    when the temporaries did not grow with the rows (the compiler chose other schedules for the
+    two sizes), so that no line through them predicts anything.
 
     Example:
       >>> largest_micro_batch((8, 16), (100, 180), 0, 500, step=8, minibatch_rows=64)
       32
+      >>> largest_micro_batch((8, 16), (180, 100), 0, 500, step=8, minibatch_rows=64) is None
+      True
     """
     (r1, r2), (t1, t2) = rows, temporaries
-    slope = max((t2 - t1) / (r2 - r1), 1e-9)
+    if t2 <= t1:
+        return None
+    slope = (t2 - t1) / (r2 - r1)
     intercept = t1 - slope * r1
     most = (capacity_bytes - fixed_bytes - intercept) / slope
     best = 0
@@ -429,6 +437,18 @@ def _extrapolate(memories: Sequence[Memory], layers: Sequence[int], target: int)
     return Memory(**{name: at(name) for name in fields})
 
 
+def micro_batch_probes(batch: int, data_parallel: int) -> tuple[int, int]:
+    """The two micro-batch sizes compiled for the fit: 2 and 4 rows per device where the batch
+    allows (with 1 row per device XLA:CPU may schedule the step differently), else 1 and 2.
+
+    Example:
+      >>> micro_batch_probes(512, 8), micro_batch_probes(16, 8)
+      ((16, 32), (8, 16))
+    """
+    d = data_parallel
+    return (2 * d, 4 * d) if batch % (4 * d) == 0 else (d, 2 * d)
+
+
 def _measure(model: Any, args: argparse.Namespace, learner: Any, timings: dict) -> dict:
     """Every compile of one plan at ``model.num_layers`` layers."""
     completion_len = args.max_len - args.prompt_len
@@ -452,7 +472,7 @@ def _measure(model: Any, args: argparse.Namespace, learner: Any, timings: dict) 
         timings[f"sampler ({tag})"] = time.perf_counter() - t0
     if not args.skip_micro_batch and args.batch % (2 * d) == 0:
         t0 = time.perf_counter()
-        for rows in (d, 2 * d):
+        for rows in micro_batch_probes(args.batch, d):
             micro_learner = dataclasses.replace(learner, micro_batch_size=rows)
             programs[f"micro {rows}"] = compile_update(plan, micro_learner, batch)
         timings[f"micro-batch fit ({tag})"] = time.perf_counter() - t0
@@ -586,25 +606,32 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
 
     micro = {}
     if micro_measured:
-        small, large = micro_measured[f"micro {d}"], micro_measured[f"micro {2 * d}"]
+        probes = micro_batch_probes(args.batch, d)
+        small, large = (micro_measured[f"micro {rows}"] for rows in probes)
         fixed = small.arguments + small.outputs - small.aliased + small.code
         for name in names:
             micro[name] = largest_micro_batch(
-                (d, 2 * d),
+                probes,
                 (small.temporaries, large.temporaries),
                 fixed,
                 args.usable * ACCELERATORS[name] * GIB,
                 step=d,
                 minibatch_rows=args.batch,
             )
-        slope = (large.temporaries - small.temporaries) / d
+        slope = (large.temporaries - small.temporaries) / (probes[1] - probes[0])
         out(
-            f"largest micro-batch: the update step compiled at {d} and {2 * d} micro-batch rows "
-            f"has {_gib(small.temporaries).strip()} and {_gib(large.temporaries).strip()} GiB "
-            f"of temporaries per device ({slope / 2**20:.1f} MiB more per row); that line is "
-            "solved for the memory left after arguments and code, rounded down to a multiple of "
-            f"{d} dividing the batch"
+            f"largest micro-batch: the update step compiled at {probes[0]} and {probes[1]} "
+            f"micro-batch rows has {_gib(small.temporaries).strip()} and "
+            f"{_gib(large.temporaries).strip()} GiB of temporaries per device "
+            f"({slope / 2**20:.1f} MiB more per row); that line is solved for the memory left "
+            f"after arguments and code, rounded down to a multiple of {d} dividing the batch"
         )
+        if slope <= 0:
+            out(
+                "  the temporaries did not grow with the rows, so the line predicts nothing: "
+                "the largest micro-batch is undetermined (compile the sizes you consider with "
+                "--micro-batch and compare their peaks)"
+            )
     elif not args.skip_micro_batch:
         out(f"largest micro-batch: skipped, --batch {args.batch} is not a multiple of {2 * d}")
     comparison = None
@@ -615,7 +642,9 @@ def run(args: argparse.Namespace, out=print) -> dict[str, Any]:
     out(f"peak {_gib(peak).strip()} GiB per device; fits (<= {args.usable:.0%} of memory):")
     for name in names:
         line = f"  {name:<5} {ACCELERATORS[name]:6.0f} GiB  {'fits' if fit[name] else 'no'}"
-        if name in micro:
+        if name in micro and micro[name] is None:
+            line += "   largest micro-batch undetermined"
+        elif name in micro:
             line += f"   largest micro-batch {micro[name]} rows ({micro[name] // d} per device)"
         out(line)
     total = time.perf_counter() - started
