@@ -30,8 +30,13 @@ Presets:
 
 - ``:cpu``: PRIME on the ``tiny`` model trained from scratch on 3-digit x 1-digit
   multiplication after the default experiment's warm start (600 supervised steps, then 100
-  PRIME steps of 8 prompts x 4 samples); about 15 minutes on 2 CPU cores (not measured in
-  full).
+  PRIME steps of 8 prompts x 4 samples). Result on a shared 2-core CPU (seed 0, commit
+  cc317fa, ``python -m r1jax.train --config experiments/prime.py:cpu --workdir DIR``), pass@1 /
+  pass@4 / maj@4 in % on 200 held-out problems x 4 samples: after the warm start 17.6 / 23.5 /
+  19.0, after 100 PRIME steps 17.1 / 19.5 / 16.5, in 11 min 54 s beside another job. PRIME's
+  accuracy filter kept few groups (a quarter of them at the first logged step, an eighth at
+  the last: with 4 samples, most groups were all wrong), so few updates carried signal; the
+  PRM's loss stayed near log 2 (0.70) and the mean response length fell from 51 to 34 tokens.
 - ``:smoke``: two warm-start and two PRIME steps with tiny batches (used by the tests).
 """
 
