@@ -11,7 +11,7 @@ Commands (two runs and a selection in between):
     python -m r1jax.train --config experiments/limr.py:smoke --workdir /tmp/limr_smoke
 
 Follows LIMR (Li et al., arXiv:2502.11886 §2.2; repo GAIR-NLP/LIMR ``lim/lim_selection.py``,
-``lim.sh``; r1jax's algorithm notes §10): RL on the whole MATH level 3-5 pool (8,523 problems)
+``lim.sh``): RL on the whole MATH level 3-5 pool (8,523 problems)
 records each problem's accuracy every epoch (``WORKDIR/problem_rewards.jsonl``), then keeps the
 problems whose score ``s_i = 1 − Σ_k (r_i^k − r̄^k)² / Σ_k (1 − r̄^k)²`` is at least 0.6 (1,389
 problems in the paper: RL on them matched RL on the full pool). ``lim.sh`` uses 8 steps per
@@ -23,8 +23,17 @@ What it shows: the per-problem reward log and ``python -m r1jax.select`` produci
 subset that a second run reads as ``data.source=jsonl``.
 
 Hardware: the paper-scale config wants a TPU v4-32 / v5e-64 or 8 H100s. ``:cpu`` writes a
-small arithmetic data file and trains the ``tiny`` model from scratch on it for a few epochs
-(under 20 minutes on a 2-core CPU), enough to score and select its problems.
+small arithmetic data file and trains the ``tiny`` model from scratch on it for a few epochs,
+enough to score and select its problems.
+
+Result of ``:cpu`` on a shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train
+--config experiments/limr.py:cpu --workdir DIR``): 300 warm-start and 80 GRPO steps in 5 min
+39 s; ``problem_rewards.jsonl`` holds 640 group accuracies (64 problems x 10 epochs; the
+run's mean rose from 0.016 at the first RL step to 0.125 at the last). ``python -m
+r1jax.select DIR --threshold 0.6 --out subset.jsonl`` printed ``{"problems": 64, "epochs": 10,
+"selected": 64, ...}``: with the run's average accuracy this low, ``Σ_k (1 − r̄^k)²`` is large
+against every problem's deviation, so every score cleared 0.6 and LIMR's rule kept the whole
+pool; it discriminates once the average curve rises, as in the paper's runs.
 """
 
 import json
