@@ -9,7 +9,7 @@ Command:
     python -m r1jax.train --config experiments/online_dpo_r1.py:smoke --workdir /tmp/dpo_smoke
 
 Follows RLHFlow/Online-DPO-R1 (``run_iter_dpo.sh``, ``reward_labeling.py``,
-``dpo_iteration/run_dpo.py``; r1jax's algorithm notes §3.7): K = 8 samples per prompt at
+``dpo_iteration/run_dpo.py``): K = 8 samples per prompt at
 temperature 1.0 / top-p 1.0 with at most 4,096 new tokens, the Qwen chat template with the
 ``\\boxed{}`` suffix; labels 1.0 / −0.5 / −1.0 (correct / boxed but wrong / no box; the
 ``iterative_dpo`` preset's reward weights give the same order); ``max_min`` pairs; the sigmoid

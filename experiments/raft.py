@@ -9,7 +9,7 @@ Command:
 
 Follows RLHFlow/Online-DPO-R1 (README "RAFT": the iterative loop of ``run_iter_dpo.sh`` with
 plain SFT on the positive samples only), RAFT (Dong et al., arXiv:2304.06767 §3) for the
-selection, and the recipe summarised in r1jax's algorithm notes §3.7: sample K = 8 completions
+selection, and the recipe: sample K = 8 completions
 per prompt at temperature 1.0 / top-p 1.0, at most 4,096 new tokens, the Qwen chat template
 with the ``Let's think step by step and output the final answer within \\boxed{}`` suffix,
 label them with the math verifier, fine-tune on the correct ones. The repository does not

@@ -64,7 +64,7 @@ class ConfigError(ValueError):
 
 
 def _budget_forcing_config() -> ml_collections.ConfigDict:
-    """s1 budget forcing (ALGORITHMS §8) around the evaluation sampler (a test-time method:
+    """s1 budget forcing (arXiv:2501.19393 §3.1) around the evaluation sampler (a test-time method:
     forced tokens are not the policy's samples, so RL rollouts do not use it)."""
     c = ml_collections.ConfigDict()
     c.mode = "none"  # none | cap (force an answer at the budget) | extend (append ignore_string)
@@ -84,7 +84,7 @@ def _budget_forcing_config() -> ml_collections.ConfigDict:
 def base_config() -> ml_collections.ConfigDict:
     """Every key the r1jax trainer understands, with its default.
 
-    The defaults describe a small GRPO run (R1-Zero settings from ALGORITHMS §2.6 where they
+    The defaults describe a small GRPO run (R1-Zero settings, arXiv:2501.12948 §2.2, where they
     apply). The returned config is locked: assigning a key that does not exist raises, while
     existing keys can be changed. ``data.task_options`` stays open.
 
@@ -166,7 +166,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.rewards.score_weight = 0.0  # weight of the verifier's own score (the task's published rule)
     c.rewards.format_weight = 0.0  # weight of the well-formed-output term
     c.rewards.truncated_is_incorrect = True  # completions without EOS/stop score as wrong
-    c.rewards.cosine = ml_collections.ConfigDict()  # cosine length scaling (ALGORITHMS §4.1)
+    c.rewards.cosine = ml_collections.ConfigDict()  # cosine length scaling (arXiv:2502.03373)
     c.rewards.cosine.enabled = False  # replaces correctness with the cosine-shaped value
     c.rewards.cosine.max_correct = 2.0  # r0_c: reward of a correct answer of length 0
     c.rewards.cosine.min_correct = 1.0  # rL_c: reward of a correct answer at L_max

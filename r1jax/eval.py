@@ -14,7 +14,7 @@ Examples:
         --num-problems 500 --k 4 --temperature 1.0
     python -m r1jax.eval --checkpoint runs/math/export --task math --problems math500.jsonl
 
-s1 budget forcing (ALGORITHMS.md §8) applies to the greedy and the sampled completions alike:
+s1 budget forcing (arXiv:2501.19393 §3.1) applies to the greedy and the sampled completions alike:
 ``--budget-forcing cap --thinking-budget 500`` closes the thinking with ``</think>`` and
 ``"\nFinal Answer:"`` after 500 thinking tokens; ``--budget-forcing extend --num-ignore 2``
 also replaces the first two ends of thinking with ``Wait``. ``--thinking-budget 0`` (the

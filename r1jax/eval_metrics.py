@@ -1,6 +1,6 @@
 """Evaluation metrics over sampled answers: pass@1 over k, unbiased pass@k, maj@k, greedy.
 
-Host-side numpy on verdicts the verifiers already produced (ALGORITHMS §9). For ``N``
+Host-side numpy on verdicts the verifiers already produced (pass@k: Chen et al., arXiv:2107.03374; pass@1 over k samples: R1 arXiv:2501.12948 §3). For ``N``
 problems with ``n`` samples each, ``correct`` is an ``[N, n]`` bool array and ``answers`` an
 ``N``-list of ``n``-lists of the verifier's normalised answer strings (``None`` when a sample
 has no extractable answer).

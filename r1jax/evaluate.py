@@ -4,7 +4,7 @@ Lives here: `EvalSettings` (what to sample) and `evaluate`, which encodes the pr
 samples ``k`` completions per problem (and one greedy completion when asked) with the KV-cache
 sampler in fixed-shape batches, verifies them with the task's verifier (through a
 `r1jax.verifiers.VerifierPool` when one is given), and reduces the verdicts with
-`r1jax.eval_metrics.evaluate_samples` (ALGORITHMS.md §9: pass@1 averaged over the k samples,
+`r1jax.eval_metrics.evaluate_samples` (R1 arXiv:2501.12948 §3: pass@1 averaged over the k samples,
 unbiased pass@k, maj@k with earliest-index ties). The trainer calls it periodically; the
 ``python -m r1jax.eval`` command line (`r1jax.eval`) calls it on a checkpoint.
 
@@ -14,7 +14,7 @@ all sampled rows back (`r1jax.distributed.to_host`), verifies a contiguous share
 the verdicts are gathered, so every process returns the same results. Budget forcing is
 supported there too: each budget-forcing phase gathers its rows to every host.
 
-s1 budget forcing (ALGORITHMS.md §8): with ``EvalSettings.budget_forcing`` set, the greedy
+s1 budget forcing (arXiv:2501.19393 §3.1): with ``EvalSettings.budget_forcing`` set, the greedy
 completion and the k samples alike come from
 `r1jax.sampling.budget_forcing.sample_with_budget`: the thinking is capped (the end-of-thinking
 string and an answer prefix are forced at the cap) and, in ``extend`` mode, an end of thinking

@@ -1,6 +1,6 @@
 """``objective.kl_placement = "reward"`` in the policy-gradient algorithm, against an independent numpy version.
 
-ALGORITHMS.md §2.3(b): with the KL in the reward the token reward is
+KL in the reward (verl ``apply_kl_penalty``): with the KL in the reward the token reward is
 ``r_t = 1[t = |o|]·R − β·k1_t``, ``k1_t = log π_old(o_t) − log π_ref(o_t)`` from the rollout
 (constant in θ), so it acts only through the advantages and the loss has no KL term. For the
 outcome-level estimators (GRPO's group advantages) the sequence reward is

@@ -16,7 +16,7 @@ normal use (call it on rewards, not on anything that depends on the policy param
   ``G_t = Σ_{k≥t} γ^{k−t} r_k`` reset after EOS, then whitened over every valid token of the
   global batch: ``Â = (G − μ) / sqrt(σ² + 1e-8)`` with the unbiased masked variance.
   REINFORCE++-baseline first subtracts the group mean of ``R``.
-- GAE (Schulman et al. 2015; PPO as in ORZ, ALGORITHMS.md §3.6):
+- GAE (Schulman et al. 2015; PPO as in ORZ, arXiv:2503.24290):
   ``δ_t = r_t + γ V_{t+1} − V_t``, ``Â_t = Σ_l (γλ)^l δ_{t+l}``, computed by a reverse scan that
   skips masked positions.
 

@@ -1,6 +1,6 @@
 """Loss aggregation: how per-token losses ``[B, T]`` become one scalar.
 
-The choice of reduction changes the algorithm (ALGORITHMS.md §2.4, verl ``agg_loss``
+The choice of reduction changes the algorithm (verl ``agg_loss``
 [repo:verl/trainer/ppo/core_algos.py]). With ``m`` the completion mask, ``L`` the per-token loss
 and ``N`` the number of rows holding at least one valid token:
 

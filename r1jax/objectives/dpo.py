@@ -6,7 +6,7 @@ completions (sums of token log-probs), the sigmoid loss with label smoothing ``�
     L = −(1 − α) log σ(β h) − α log σ(−β h)
 
 (DPO, arXiv:2305.18290; conservative DPO smoothing as in TRL's ``sigmoid`` loss). Online-DPO-R1
-uses ``α = 0.1`` and TRL's default ``β = 0.1`` (the β is UNVERIFIED, ALGORITHMS.md §3.7 and §11.5);
+uses ``α = 0.1`` and TRL's default ``β = 0.1`` (the β is not stated in the recipe's text we read);
 r1jax defaults to ``α = 0`` (plain DPO), pass ``label_smoothing=0.1`` for that recipe.
 
 Not here: building chosen/rejected pairs from rewards (the trainer's data path), per-token

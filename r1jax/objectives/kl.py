@@ -1,7 +1,7 @@
 """KL divergence to the reference policy: sampled-token estimators and exact full-vocabulary KL.
 
 With ``Δ = log π_θ(a) − log π_ref(a)`` for a sampled token ``a`` (Schulman, "Approximating KL
-divergence"; ALGORITHMS.md §2.3, [repo:verl/trainer/ppo/core_algos.py ``kl_penalty_forward``]):
+divergence"; [repo:verl/trainer/ppo/core_algos.py ``kl_penalty_forward``]):
 
 - ``k1 = Δ``: unbiased for KL(π_θ‖π_ref) when ``a ~ π_θ``, high variance, can be negative.
 - ``k2 = ½ Δ²``: biased, low variance; its gradient is the right one in expectation.

@@ -1,4 +1,4 @@
-"""Masked token negative log-likelihood, for SFT warm starts and RAFT (ALGORITHMS.md §3.7).
+"""Masked token negative log-likelihood, for SFT warm starts and RAFT (arXiv:2304.06767).
 
 ``L_{i,t} = −m_{i,t} log π(o_{i,t})``; reduce with ``aggregation.token_mean`` (the usual SFT
 loss) or any other aggregator. RAFT is this loss on the highest-reward correct completions only:

@@ -1,7 +1,7 @@
 """Per-token policy-gradient surrogates: PPO clipping (asymmetric, dual), GSPO, CISPO, GMPO.
 
 With ``ℓ_{i,t} = log π_θ − log π_old`` (the sampler's log-probs) clamped to ``[−20, 20]`` and
-``ρ = exp(ℓ)`` (verl's guard, ALGORITHMS.md §2.5), the clipped surrogate loss per token is
+``ρ = exp(ℓ)`` (verl's guard, verl/trainer/ppo/core_algos.py), the clipped surrogate loss per token is
 
     L_{i,t} = max(−Â ρ, −Â clip(ρ, 1 − ε_low, 1 + ε_high))                    (PPO, arXiv:1707.06347)
 

@@ -3,7 +3,7 @@
 The verifiers on the host return verdicts (``is_correct``, ``well_formed``); the shaping terms
 (``length``, ``repetition``) turn them into numbers on the device; :func:`combine_rewards` adds
 the named ``[B]`` terms with weights and keeps each weighted term so it can be logged. Open-R1's
-demo recipe combines accuracy, format and tag count 1:1:1 (ALGORITHMS.md §5.5); R1-Zero uses
+demo recipe combines accuracy, format and tag count 1:1:1 (huggingface/open-r1 src/open_r1/rewards.py); R1-Zero uses
 accuracy plus a format reward (R1 §2.2).
 
 Not here: per-token rewards (the dense repetition penalty goes into the token rewards of

@@ -1,7 +1,7 @@
 """Length-aware reward shaping in tokens: the cosine length-scaled reward and DAPO's overlong penalty.
 
 Cosine length-scaled correctness reward ("Demystifying Long CoT", arXiv:2502.03373 §4;
-[repo:demystify-long-cot openrlhf/openrlhf/reward/cosine.py], ALGORITHMS.md §4.1):
+[repo:demystify-long-cot openrlhf/openrlhf/reward/cosine.py]):
 
     r = r_exceed                                        if L + margin ≥ L_max
     r = r_L + ½ (r_0 − r_L) (1 + cos(π L / L_max))      otherwise,

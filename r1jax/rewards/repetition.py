@@ -1,7 +1,7 @@
 """N-gram repetition penalties on completion token ids, on the device.
 
 Both follow "Demystifying Long CoT" (arXiv:2502.03373; [repo:demystify-long-cot
-openrlhf/openrlhf/reward/repetition.py], ALGORITHMS.md §4.2). Scan the ``n``-grams of a
+openrlhf/openrlhf/reward/repetition.py]). Scan the ``n``-grams of a
 completion at start positions ``s = 0 .. L − n``; the n-gram at ``s`` is a *repeat* when the same
 ``n`` tokens already started at some ``s' < s``.
 

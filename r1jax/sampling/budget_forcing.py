@@ -1,4 +1,4 @@
-"""s1 budget forcing (arXiv 2501.19393, ALGORITHMS.md §8) as a controller around `sample`.
+"""s1 budget forcing (arXiv:2501.19393 §3.1) as a controller around `sample`.
 
 The controller runs the sampler in phases on token ids:
 

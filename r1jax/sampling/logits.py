@@ -14,7 +14,7 @@ number per row instead of ``V`` Gumbel numbers.
 
 The log-probability reported for a token is ``log_softmax(logits / temperature)`` at that token,
 *before* top-k / top-p / min-p truncation: the quantity the learner recomputes with the same
-temperature (ALGORITHMS.md §2.5). For greedy rows (temperature 0) it is taken at temperature 1.
+temperature (as verl scores the rollout's log-probs). For greedy rows (temperature 0) it is taken at temperature 1.
 
 What does not live here: the decode loop and stop handling (``sampler.py``, ``stopping.py``).
 """

@@ -1,6 +1,6 @@
 """Countdown (TinyZero): combine the given numbers with ``+ - * /`` to reach a target.
 
-What lives here: the seeded generator (ALGORITHMS §5.1.1, r1jax's own design: a random binary
+What lives here: the seeded generator (r1jax's own design: a random binary
 expression tree over all the numbers, kept when the target is a positive integer in range, so
 every problem is solvable and carries its witness), the prompt templates (§1.2), the verifier
 (§5.1.2-5.1.4), an exhaustive ``solve`` and a search-trace ``reference_completion`` for
@@ -56,7 +56,7 @@ TEMPLATES = {
         "this step by step.\n<think>"
     ),
 }
-"""Prompt templates by name (ALGORITHMS §1.2, byte for byte)."""
+"""Prompt templates by name (TinyZero examples/data_preprocess/countdown.py ``make_prefix``, byte for byte)."""
 
 PREFILL = "<think>"
 """What every template ends with; the completion continues after it."""
@@ -122,7 +122,7 @@ def generate(
     target_range: tuple[int, int] = (1, 999),
     max_tries: int = 1000,
 ) -> dict:
-    """Draws a solvable countdown problem (ALGORITHMS §5.1.1; r1jax's own design).
+    """Draws a solvable countdown problem (r1jax's own design).
 
     Draw ``k`` numbers uniformly from ``number_range`` (inclusive), combine random pairs with
     random operators until one value is left (a random binary tree over all numbers), evaluate

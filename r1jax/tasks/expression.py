@@ -2,7 +2,7 @@
 
 Two evaluators live here:
 
-* ``parse`` / ``evaluate``: the countdown verifier's safe grammar (ALGORITHMS §5.1.4). Only
+* ``parse`` / ``evaluate``: the countdown verifier's safe grammar (TinyZero verl/utils/reward_score/countdown.py, without ``eval``). Only
   non-negative integer literals (no sign, no decimal point, no leading zeros), binary
   ``+ - * /`` with the usual precedence and left associativity, parentheses and ASCII
   whitespace. ``**``, ``//``, unary operators, implicit multiplication and empty or unbalanced

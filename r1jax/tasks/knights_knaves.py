@@ -1,6 +1,6 @@
 """Knights and Knaves (Logic-RL, with mem-kk-logic's generator).
 
-What lives here: the statement sampler and brute-force solver (ALGORITHMS §5.3.1-5.3.3), the
+What lives here: the statement sampler and brute-force solver (Logic-RL arXiv:2502.14768 §2; the K&K puzzles of Xie et al., arXiv:2410.23123), the
 natural-language rendering with mem-kk-logic's 51 common names and 18 saying templates
 (§5.3.4), the prompt templates (§1.4), and the Logic-RL reward (§5.3.5-5.3.6).
 
@@ -91,7 +91,7 @@ TEMPLATES = {
         "<|im_end|>\n<|im_start|>user\n{quiz}\n<|im_end|>\n<|im_start|>assistant\n<think>"
     ),
 }
-"""Prompt templates by name (ALGORITHMS §1.4, byte for byte)."""
+"""Prompt templates by name (Logic-RL's, byte for byte)."""
 
 PREFILL = "<think>"
 """The ``<think>`` every template ends with; the format check prepends it to the completion."""

@@ -1,6 +1,6 @@
 """Math word problems with a reference answer: prompt templates and reward conventions.
 
-What lives here: the math prompt templates (ALGORITHMS §1.1, §1.5) and ``verify`` with the
+What lives here: the math prompt templates (R1 arXiv:2501.12948 Table 1; Qwen2.5-Math's boxed prompt; DeepScaleR's user message) and ``verify`` with the
 reward conventions of §5.4-5.6 as named ``scoring`` options. Answer extraction and equivalence
 (fast path, then Math-Verify) live in ``math_answers.py``.
 
@@ -81,7 +81,7 @@ TEMPLATES = {
         '"Answer:".'
     ),
 }
-"""Prompt templates by name (ALGORITHMS §1.1, §1.5, byte for byte). ``deepscaler``,
+"""Prompt templates by name (byte for byte as their sources write them). ``deepscaler``,
 ``online_dpo`` and ``dapo`` are user messages: wrap them with the tokenizer's chat template
 (DeepSeek-R1-Distill's for DeepScaleR, Qwen's for the others). ORZ prepends the decoded BOS
 token, which is empty for Qwen2.5."""

@@ -1,6 +1,6 @@
 """Multiplication (TinyZero) and multi-digit ``+``/``-``/``*`` arithmetic.
 
-What lives here: the seeded generator (ALGORITHMS §5.2: by default TinyZero's operand
+What lives here: the seeded generator (by default TinyZero's operand
 distribution for 3-digit multiplication), the one-line prompt template (§1.3), the verifier
 (§5.2) and a digit-by-digit ``reference_completion`` for supervised warm starts.
 
@@ -30,7 +30,7 @@ TEMPLATES = {
         "following equation: {a} {operator} {b} = Assistant: Ok let me think about it.\n<think>"
     ),
 }
-"""Prompt templates by name (ALGORITHMS §1.3; ``{operator}`` is ``*`` for TinyZero's task)."""
+"""Prompt templates by name (TinyZero's multiplication prompt; ``{operator}`` is ``*`` for TinyZero's task)."""
 
 PREFILL = "<think>"
 CORRECT_SCORE = 1.0

@@ -1,4 +1,4 @@
-"""Self-reflection keyword metrics (ALGORITHMS §7.1, §7.5).
+"""Self-reflection keyword metrics (oat-zero, sail-sg/oat-zero; Dr. GRPO arXiv:2503.20783 §2).
 
 What lives here: the keyword lists of oat-zero (11), understand-r1-zero (15), ORZ's
 case-sensitive regexes and DeepSeek-R1's reflective terms, a per-text counter, and
@@ -89,7 +89,7 @@ def reflection_stats(
     lengths: Sequence[float] | None = None,
     group_size: int | None = None,
 ) -> dict:
-    """Reflection metrics over ``B`` responses (oat-zero's grouping, ALGORITHMS §7.5).
+    """Reflection metrics over ``B`` responses (oat-zero's grouping).
 
     Args:
       texts: ``[B]`` responses.

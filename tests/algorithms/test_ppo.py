@@ -46,7 +46,7 @@ def numpy_gae(rewards, values, mask, gamma, lam):
 
 
 def test_hand_computed_advantages_with_gamma_and_lambda_one():
-    """One terminal reward R and no KL: Â_t = R − V_t, returns R (ALGORITHMS §3.6)."""
+    """One terminal reward R and no KL: Â_t = R − V_t, returns R (GAE with γ = λ = 1, as ORZ runs it)."""
     algorithm = ppo.PPO(whiten_advantages=False)
     config = dataclasses.replace(make_config(), algorithm=algorithm)
     batch = make_batch(completion_mask=jnp.ones((B, T), bool))

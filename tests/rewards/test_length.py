@@ -12,7 +12,7 @@ from r1jax.rewards import length
 
 
 def py_cosine(correct, gen_len, max_len, r0c, rLc, r0w, rLw, exceed, margin):
-    """The reference's scalar rule, written from ALGORITHMS.md §4.1."""
+    """The reference's scalar rule, written from the reference's cosine.py."""
     if gen_len + margin >= max_len:
         return exceed
     r0, rl = (r0c, rLc) if correct else (r0w, rLw)

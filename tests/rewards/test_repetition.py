@@ -1,4 +1,4 @@
-"""Tests for r1jax.rewards.repetition against the reference's Python loops (ALGORITHMS.md §4.2)."""
+"""Tests for r1jax.rewards.repetition against the reference's Python loops (demystify-long-cot reward/repetition.py)."""
 
 import functools
 
