@@ -58,7 +58,13 @@ Presets:
   with the same three reward terms (the cosine reward's cap is the tiny model's 192 tokens;
   repetition n-grams of 8 tokens at -0.01), in the R1 template instead of a chat prompt (a
   system prompt would cost the from-scratch tokenizer hundreds of byte tokens). Result on a
-  shared 2-core CPU: not measured yet.
+  shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train --config
+  experiments/open_r1.py:cpu --workdir DIR``), pass@1 / pass@4 / maj@4 in % on 200 held-out
+  problems x 4 samples: after the warm start 50.0 / 68.0 / 51.0, after 60 GRPO steps 35.0 /
+  50.0 / 34.5, in 6 min 1 s. The cosine term penalises a wrong answer less the longer it is,
+  and the policy took that route: the mean response length grew from 76 to 104 tokens while
+  rollout correctness fell (27 -> 22 correct of 64); the strict format held at 98-100%. At this
+  scale the length shaping costs accuracy.
 - ``:smoke``: two SFT steps read from ``experiments/data/math_traces.jsonl`` (16 generated
   problems with traces; ``experiments/data/make_math_traces.py`` rewrites it) through the tiny
   tokenizer's chat template with the demo's system prompt, then two GRPO steps (used by the
