@@ -46,8 +46,14 @@ Presets:
   problems, after a warm start on worked solutions in DeepScaleR's layout; the prompt is
   DeepScaleR's user message as plain text (no chat markup: the from-scratch tokenizer would
   spell a system message out in bytes), the grader assumes the distilled template's
-  ``<think>\\n`` prefill as in the paper setup; learning rates fit the tiny model. Result on a shared 2-core CPU: not
-  measured yet.
+  ``<think>\\n`` prefill as in the paper setup; learning rates fit the tiny model. Result on a
+  shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train --config
+  experiments/deepscaler.py:cpu --workdir DIR``), pass@1 / pass@4 / maj@4 in % on 200 held-out
+  problems x 4 samples: after the warm start 42.1 / 56.5 / 44.5, after 60 GRPO steps 42.5 /
+  57.0 / 44.0, in 3 min 31 s. The stages did what DeepScaleR's did: at the 112-token cap 25-36%
+  of the rollouts were truncated (reward 0); after the switch to 160 tokens none were, and the
+  rollouts' correctness rose from 0.14-0.20 to 0.28-0.41 while the mean length settled near 100
+  tokens.
 - ``:smoke``: two warm-start and two GRPO steps with tiny batches, crossing one context stage
   (used by the tests).
 """
