@@ -64,7 +64,13 @@ Presets (comma-separated words, e.g. ``:ppo,cpu``):
   a repetition penalty of 8-grams at -0.01 on the ``tiny`` model trained from scratch on the
   math task's procedural problems, after a warm start on worked solutions in the Qwen-Math
   layout of which 30% re-check their result; learning rates fit the tiny model. Result on a
-  shared 2-core CPU: not measured yet.
+  shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train --config
+  experiments/demystify_long_cot.py:cpu --workdir DIR``), pass@1 / pass@4 / maj@4 in % on 200
+  held-out problems x 4 samples: after the warm start 41.2 / 57.5 / 42.0, after 60 GRPO steps
+  29.9 / 44.0 / 30.5, in 4 min 40 s. With the paper's constants a short wrong answer costs -10
+  and one near the cap 0, so the policy lengthened its answers (mean 82 -> 121 tokens) and the
+  mean cosine reward rose from -3.8 to -1.5 while held-out accuracy fell: the length incentive
+  for wrong answers dominates at this scale.
 - ``:smoke``: two SFT steps read from ``experiments/data/math_traces.jsonl`` (16 generated
   problems with traces; ``experiments/data/make_math_traces.py`` rewrites it) through the tiny
   tokenizer's chat template, then two GRPO steps (used by the tests).
