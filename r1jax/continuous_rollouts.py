@@ -17,8 +17,8 @@ row for row (the same tokens; log-probs to float rounding), in the same order.
 **Partial rollouts** (``sampling.partial_rollouts``): the step's generation runs in calls of
 ``partial_step_budget`` decode steps (0: ``max_new_tokens``). While the step still needs
 groups, free slots are refilled with the next prompts (drawn ahead from the data iterator), so
-the slots stay full; the step ends after the call in which its ``wanted``-th group was
-accepted. Rows still decoding then keep their slot and continue in the next step under the
+the slots stay full; the step's generation ends as soon as its ``wanted``-th group is
+accepted, so no slot idles in a drain. Rows still decoding then keep their slot and continue in the next step under the
 next policy: their earlier tokens keep the log-probs of the policy that sampled them, which
 reach the learner as ``Batch.old_logprobs`` (the sampler log-probs that the rollout
 correction, ``objective.rollout_correction``, weighs against). Groups accepted beyond
@@ -268,18 +268,24 @@ class GroupStream:
 
         def top_up() -> None:  # submit what the step still needs; keep the slots full (partial)
             need = wanted - len(kept) - len(self._outstanding)
-            if partial and len(kept) < wanted:
-                need = max(need, slot_groups - len(self._outstanding))
+            if partial and len(kept) < wanted:  # a queued group for every slot that may free
+                need = max(need, slot_groups - sampler.num_pending)
             submit(max(need, 0))
 
         top_up()
         budget = (self.settings.step_budget or sampling_params.max_new_tokens) if partial else None
         while len(kept) < wanted and self._outstanding:
-            for finished in sampler.finished_groups(max_decode_steps=budget):
-                prompt = self._outstanding.pop(finished.group_id)
-                group = SampledGroup(finished, prompt.problem, prompt.problem_id)
-                (kept if accept(group) else spare).append(group)
-                top_up()
+            iterator = sampler.finished_groups(max_decode_steps=budget)
+            try:
+                for finished in iterator:
+                    prompt = self._outstanding.pop(finished.group_id)
+                    group = SampledGroup(finished, prompt.problem, prompt.problem_id)
+                    (kept if accept(group) else spare).append(group)
+                    if partial and len(kept) >= wanted:
+                        break  # the rows still decoding continue in the next step
+                    top_up()
+            finally:
+                iterator.close()
             calls.append(sampler.last_call_stats)
         if not partial:  # nothing is kept across steps
             self._prompts.clear()

@@ -80,8 +80,9 @@ def test_continuous_mode_trains_on_the_static_rollouts(tmp_path, monkeypatch):
 
 
 def test_partial_rollouts_carry_rows_into_the_next_steps(tmp_path, monkeypatch):
-    """A 2-decode-step budget per call: rows still decoding when a step's batch is full
-    continue in the next step, with their age logged; training runs without a skipped update."""
+    """Rows still decoding when a step's batch is full continue in the next step, with their
+    age logged; calls of at most 2 decode steps; training runs without a skipped update. A
+    tenth of the token ids stop a row, so the untrained model's rows end at staggered lengths."""
     rollouts, records, summary = recorded_run(
         monkeypatch,
         tmp_path,
@@ -89,12 +90,14 @@ def test_partial_rollouts_carry_rows_into_the_next_steps(tmp_path, monkeypatch):
         "sampling.mode=continuous",
         "sampling.partial_rollouts=true",
         "sampling.partial_step_budget=2",
+        f"tokenizer.extra_stop_token_ids={tuple(range(100, 150))}",
     )
     assert summary["final_step"] == 3 and len(rollouts) == 3
     carried = [r["sampling/partial/carried_rows"] for r in records]
     assert carried[0] == 0 and max(carried[1:]) > 0
     ages = [r["sampling/partial/carried_age_max"] for r in records]
-    assert max(ages) >= 1 and all(r["sampling/decode_steps"] % 2 == 0 for r in records)
+    assert max(ages) >= 1
+    assert all(r["sampling/decode_steps"] <= 2 * r["sampling/calls"] for r in records)
     assert max(r["sampling/partial/stale_rows"] for r in records) > 0
     assert all(r.get("skipped_updates", 0) == 0 for r in records)
     for rollout in rollouts:  # fixed shapes: P * G rows of T tokens

@@ -12,8 +12,10 @@ runtime limits inside the rows, as budget forcing's are.
 * ``static``: `r1jax.sampling.sample` over all ``B = 256`` rows in one call.
 * ``continuous``: `r1jax.sampling.continuous.ContinuousSampler` with ``--slots`` slots over
   the same rows (same keys, so the same tokens).
-* ``--partial``: four consecutive continuous calls with partial rollouts; each submits 32 new
-  groups and returns as soon as 32 groups finished; unfinished rows carry into the next call.
+* ``--partial``: four consecutive RL steps' generation with partial rollouts, scheduled as the
+  trainer schedules them: each step needs 32 groups and keeps the slots full from an endless
+  prompt stream (lengths drawn the same way) until its 32nd group finishes; the rows still
+  decoding carry into the next step.
 * ``--vs-transformers``: transformers' ``generate`` (float32, batch 64) on the same rows, each
   row's EOS forced at its drawn length by a logits processor.
 
@@ -133,25 +135,71 @@ def _continuous(params, config, batch, key, sampling_params, lengths, slots) -> 
     }
 
 
+def _prompt_stream(config, args, group: int, max_new_tokens: int):
+    """Endless ``(one-prompt PromptBatch, [G] drawn lengths)``: batch ``k`` of ``P`` prompts is
+    `_prompts` with ``first_id = k * P`` and lengths drawn with seed ``seed + 1000 k`` (batch 0
+    is the static and continuous modes' workload)."""
+    k = 0
+    while True:
+        _, batch = _prompts(
+            config, args.prompts, args.prompt_length, args.seed, first_id=k * args.prompts
+        )
+        lengths = draw_lengths(args.prompts * group, max_new_tokens, args.seed + 1000 * k)
+        for p in range(args.prompts):
+            one = PromptBatch(
+                batch.tokens[p : p + 1], batch.lengths[p : p + 1], batch.prompt_ids[p : p + 1]
+            )
+            yield one, lengths[p * group : (p + 1) * group]
+        k += 1
+
+
 def _partial(params, config, sampling_params, args, slots, calls: int = 4) -> list[dict]:
+    """``calls`` RL steps' generation as the trainer runs it with partial rollouts
+    (`r1jax.continuous_rollouts.GroupStream.collect`): a step needs ``P`` groups; while it does,
+    free slots are refilled from the prompt stream (drawn ahead, so the slots stay full); the
+    step's generation ends when its ``P``-th group finishes, and the rows still decoding keep
+    their slots for the next step (under the next policy version)."""
     group = sampling_params.num_samples_per_prompt
-    tp = args.prompt_length
+    wanted, slot_groups = args.prompts, slots // group
     sampler = continuous.ContinuousSampler(
-        params, config, sampling_params, slots, prompt_length=tp, partial_rollouts=True
+        params,
+        config,
+        sampling_params,
+        slots,
+        prompt_length=args.prompt_length,
+        partial_rollouts=True,
     )
-    _, warm_batch = _prompts(config, 1, tp, args.seed, first_id=10**6)
-    warm = continuous.ContinuousSampler(params, config, sampling_params, slots, prompt_length=tp)
+    _, warm_batch = _prompts(config, 1, args.prompt_length, args.seed, first_id=10**6)
+    warm = continuous.ContinuousSampler(
+        params, config, sampling_params, slots, prompt_length=args.prompt_length
+    )
     warm.submit(warm_batch, jax.random.key(0), max_new_tokens_per_row=np.full(group, 2))
     warm.generate()
+    stream = _prompt_stream(config, args, group, sampling_params.max_new_tokens)
+    key = jax.random.key(args.seed + 1)
+    outstanding: set[int] = set()
+
+    def top_up(returned: int) -> None:  # keep the slots full while the step needs groups
+        need = max(wanted - returned - len(outstanding), slot_groups - sampler.num_pending)
+        for _ in range(need):
+            prompt, lengths = next(stream)
+            outstanding.update(sampler.submit(prompt, key, max_new_tokens_per_row=lengths))
+
     results = []
     for call in range(calls):
-        _, batch = _prompts(config, args.prompts, tp, args.seed, first_id=call * args.prompts)
-        lengths = draw_lengths(
-            args.prompts * group, sampling_params.max_new_tokens, args.seed + 1000 * call
-        )
+        returned = []
         start = time.perf_counter()
-        sampler.submit(batch, jax.random.key(args.seed + 1), max_new_tokens_per_row=lengths)
-        groups = sampler.generate(args.prompts)
+        top_up(0)
+        iterator = sampler.finished_groups()
+        try:
+            for finished in iterator:
+                outstanding.discard(finished.group_id)
+                returned.append(finished)
+                if len(returned) >= wanted:
+                    break
+                top_up(len(returned))
+        finally:
+            iterator.close()
         seconds = time.perf_counter() - start
         stats = sampler.last_call_stats
         sampler.update_params(params, policy_version=call + 1)
@@ -160,7 +208,7 @@ def _partial(params, config, sampling_params, args, slots, calls: int = 4) -> li
             {
                 "call": call,
                 "seconds": seconds,
-                "groups_returned": len(groups),
+                "groups_returned": len(returned),
                 "useful_tokens": stats.generated_tokens,
                 "tokens_per_second": stats.generated_tokens / seconds,
                 "slot_steps": stats.slot_steps,
@@ -169,7 +217,7 @@ def _partial(params, config, sampling_params, args, slots, calls: int = 4) -> li
                 "carried_age_mean": float(np.mean(ages)) if ages else 0.0,
                 "carried_age_max": max(ages) if ages else 0,
                 "returned_rows_started_earlier": int(
-                    sum(int(np.sum(g.start_versions < call)) for g in groups)
+                    sum(int(np.sum(g.start_versions < call)) for g in returned)
                 ),
             }
         )
