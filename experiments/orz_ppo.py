@@ -35,14 +35,13 @@ Presets:
 - ``:cpu``: the same algorithm on the ``tiny`` model trained from scratch on 3-digit x 1-digit
   multiplication with the default experiment's warm start (600 supervised steps, then 100 PPO
   steps of 8 prompts x 8 samples, the critic in 4 mini-batches); the learning rates fit the
-  tiny model. Result on a shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train
+  tiny model. Result on the 2-core CPU (seed 0, commit 9118226, ``python -m r1jax.train
   --config experiments/orz_ppo.py:cpu --workdir DIR``), pass@1 / pass@4 / maj@4 in % on 200
   held-out problems x 4 samples: after the warm start 14.2 / 21.0 / 16.0, after 100 PPO steps
   21.8 / 27.0 / 21.5 (+7.6 pass@1); the critic's explained variance rose from -0.02 at the
-  first logged step to 0.90 at the last. Wall time 25 min 14 s while three other jobs shared
-  the two cores (load 6-10): warm-start steps took 1.52 s on average against 0.39 s for the
-  same steps on the free machine (the default experiment's timing), PPO steps 4.5 s; not yet
-  timed on a free machine.
+  first logged step to 0.90 at the last. Wall time 8 min 35 s (514.6 s; a short test run
+  shared the cores for two minutes of it). An earlier run on commit cc317fa printed the same
+  figures.
 - ``:smoke``: two warm-start and two PPO steps with tiny batches (used by the tests).
 """
 
