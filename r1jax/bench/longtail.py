@@ -348,6 +348,11 @@ def run(args: argparse.Namespace) -> dict:
         "drawn_length_mean": float(np.mean(lengths)),
         "drawn_at_budget": float(np.mean(lengths == new_tokens)),
         "slots": args.slots,
+        "bytes_per_slot": continuous.bytes_per_slot(
+            bench_config(args.model, args.dtype),
+            SamplingParams(max_new_tokens=new_tokens, num_samples_per_prompt=samples),
+            args.prompt_length,
+        ),
         "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
     for mode in modes:
@@ -382,7 +387,8 @@ def _print(results: dict) -> None:
         f"({results['prompts']} prompts x {results['samples_per_prompt']}), "
         f"T={results['new_tokens']}, drawn lengths median {results['drawn_length_median']:.0f}, "
         f"mean {results['drawn_length_mean']:.1f}, {100 * results['drawn_at_budget']:.1f}% at T; "
-        f"{results['slots']} slots; {results['devices']}"
+        f"{results['slots']} slots of {results['bytes_per_slot'] / 2**20:.2f} MiB (KV ring and "
+        f"row state); {results['devices']}"
     )
     print(
         f"  {'mode':<13}{'useful tok/s':>13}{'utilization':>13}{'wall s':>9}"
