@@ -25,11 +25,11 @@ Hardware: the paper-scale config wants a TPU v4-32 / v5e-64 or 8 H100s (7B polic
 reference). ``:cpu`` trains the 0.45M-parameter ``tiny`` model from scratch on 3-digit x
 1-digit multiplication (a short warm start, then RAFT) on a 2-core CPU.
 
-Result of ``:cpu`` on a shared 2-core CPU (seed 0, commit cc317fa, ``python -m r1jax.train
+Result of ``:cpu`` on the 2-core CPU (seed 0, commit 9118226, ``python -m r1jax.train
 --config experiments/raft.py:cpu --workdir DIR``), pass@1 / pass@4 / maj@4 in % on 200
 held-out problems x 4 samples: after the warm start 17.6 / 23.5 / 19.0, after 120 RAFT steps
-16.9 / 18.0 / 17.0, in 20 min 8 s while other jobs shared the two cores (warm-start steps
-1.45 s on average, against 0.39 s on the free machine). RAFT fine-tuned on the correct samples,
+16.9 / 18.0 / 17.0, in 6 min 15 s (374.8 s, nothing else running; an earlier run on commit
+cc317fa printed the same figures). RAFT fine-tuned on the correct samples,
 and more of those were short direct guesses than worked products: the mean response length
 fell from 48 to 17 tokens and pass@4 fell with it, the selection narrowing the policy onto the
 cheap method rather than the reliable one.
