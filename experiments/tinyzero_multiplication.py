@@ -49,18 +49,15 @@ Presets (comma-separated words, e.g. ``:ppo,cpu``):
   Evaluation: 200 held-out problems, 4 samples each at temperature 0.6 / top-p 0.95.
 - ``:smoke``: two warm-start and two RL steps with tiny batches (used by the tests).
 
-Measured with ``:cpu`` (seed 0; code of commit 51ca16a with this file as committed in 86738f2)
-on the shared 2-core CPU (2.6 GHz Xeon guest, jax float32), load average 3 to 11 from other
-work during the run: ``python -m r1jax.train --config
-experiments/tinyzero_multiplication.py:cpu --config.logging.progress_bar=false --workdir DIR``;
-pass@1 / pass@4 / maj@4 in %:
+Measured with ``:cpu`` (seed 0, commit 9118226) on the 2-core CPU with nothing else running:
+``python -m r1jax.train --config experiments/tinyzero_multiplication.py:cpu
+--config.logging.progress_bar=false --workdir DIR``; pass@1 / pass@4 / maj@4 in %:
 
     after the warm start   19.4 / 33.5 / 23.0
     after 160 GRPO steps   46.6 / 57.0 / 47.0   (pass@1 +27.2)
 
-in 27 min 58 s (1.38 s per warm-start step and 2.28 s per RL step on average, slowed by the
-load: the default experiment's steps take 0.39 s and 1.0 s on the idle machine, where this run
-should take about 12 minutes; not measured idle). Mean completion length went from 26 to 101
+in 9 min 36 s (576.0 s; an earlier run on commit 51ca16a, on a loaded machine, printed the
+same figures in 28 min). Mean completion length went from 26 to 101
 tokens: RL moved the policy from the direct guess to the digit-by-digit method.
 """
 
