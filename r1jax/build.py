@@ -36,6 +36,7 @@ import numpy as np
 from r1jax import config as config_lib
 from r1jax import distributed, evaluate, tasks
 from r1jax.data import from_config as data_setup
+from r1jax.data import partition
 from r1jax.data import prompts as prompt_data
 from r1jax.models import MODEL_PRESETS, ModelConfig, init_params, load_pretrained
 from r1jax.sampling import stopping
@@ -54,9 +55,10 @@ def task(config: ml_collections.ConfigDict) -> Any:
     if not data_setup.chat_template_used(config):
         needs.append("prompt")
     try:
-        return tasks.resolve_task(config.data.task, require=tuple(needs))
+        module = tasks.resolve_task(config.data.task, require=tuple(needs))
     except (ValueError, TypeError, ImportError) as error:
         raise config_lib.ConfigError(f"data.task={config.data.task!r}: {error}") from None
+    return partition.split_task(module, data_setup.heldout_fraction(config), heldout=False)
 
 
 def prompt_fn(config: ml_collections.ConfigDict, task_module: Any, tokenizer: Tokenizer | None):

@@ -139,6 +139,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.bucket_sizes = (64, 128, 256, 512)  # prompt length buckets Tp in tokens
     c.data.shuffle = True  # shuffle file sources each epoch
     c.data.seed = 0  # data order / procedural generator seed
+    c.data.heldout_fraction = 0.0  # > 0: this hash share of generated problems is eval-only
     c.data.num_workers = 0  # grain worker processes (0 = in the main process)
     c.data.on_bad_row = "error"  # error | skip (skipped rows are counted and logged)
 

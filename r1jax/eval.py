@@ -3,7 +3,8 @@
 ``DIR`` is either a Hugging Face model directory (``config.json`` + safetensors + tokenizer,
 e.g. the ``export/`` directory a training run writes) or a training workdir, in which case its
 ``export/`` directory is used. Problems come from the task's generator with a held-out seed
-(``--problem-seed``) or from a JSONL/Parquet file (``--problems``, rows with a ``question``
+(``--problem-seed``; ``--heldout-fraction F``: only the problems a run with
+``data.heldout_fraction=F`` holds out from training) or from a JSONL/Parquet file (``--problems``, rows with a ``question``
 and an ``answer`` field). Prompts use the task's default template unless ``--template`` names
 another. Prints the headline line and, with ``--json``, the full results as one JSON object.
 
@@ -37,8 +38,8 @@ import jax
 
 from r1jax import config as config_lib
 from r1jax import evaluate
+from r1jax.data import partition, sources
 from r1jax.data import prompts as prompt_data
-from r1jax.data import sources
 from r1jax.models import load_pretrained
 from r1jax.tasks import TASKS, resolve_task
 from r1jax.tokenizer import Tokenizer
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--problems", default="", help="JSONL/Parquet problems instead")
     parser.add_argument("--num-problems", type=int, default=500)
     parser.add_argument("--problem-seed", type=int, default=EVAL_SEED_OFFSET)
+    parser.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=0.0,
+        help="generated problems from the held-out hash share only (a run's data.heldout_fraction)",
+    )
     parser.add_argument("--k", type=int, default=4, help="samples per problem")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=0.95)
@@ -144,8 +151,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.problems:
         problems = list(sources.load_problems(args.problems))[: args.num_problems]
     else:
+        if not 0.0 <= args.heldout_fraction < 1.0:
+            raise SystemExit(f"--heldout-fraction {args.heldout_fraction}: must be in [0, 1)")
+        generator = partition.split_task(task, args.heldout_fraction, heldout=True).generate
         source = sources.ProceduralSource(
-            task.generate, seed=args.problem_seed, options=dict(args.task_option)
+            generator, seed=args.problem_seed, options=dict(args.task_option)
         )
         problems = [source[i] for i in range(args.num_problems)]
     stops = ["</answer>"] if args.stop is None else args.stop

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from r1jax import eval as eval_cli
+from r1jax.data import partition
 from r1jax.models import save_pretrained
+from r1jax.tasks import multiplication
 from tests.evaluate_fixtures import tiny_multiplication_model
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -60,3 +62,25 @@ def test_the_readme_math_evaluation_runs_as_written(command, tmp_path, capsys):
     assert results["num_problems"] == 2
     assert 0.0 <= results["pass@1"] <= 1.0
     assert str(model_dir) in capsys.readouterr().out
+
+
+def test_heldout_fraction_evaluates_only_held_out_problems(tmp_path, monkeypatch):
+    """``--heldout-fraction 0.3``: every generated problem is on the held-out side of the
+    split a run with ``data.heldout_fraction=0.3`` trains beside; a fraction of 1 is refused."""
+    config, params, tokenizer, _ = tiny_multiplication_model()
+    save_pretrained(tmp_path / "export", config, params, tokenizer)
+    seen = []
+    evaluate = eval_cli.evaluate.evaluate
+
+    def recording(params, model_config, tokenizer, problems, **kwargs):
+        seen.extend(problems)
+        return evaluate(params, model_config, tokenizer, problems, **kwargs)
+
+    monkeypatch.setattr(eval_cli.evaluate, "evaluate", recording)
+    argv = ["--checkpoint", str(tmp_path / "export"), "--task", "multiplication"]
+    argv += ["--num-problems", "6", "--k", "1", "--no-greedy", "--max-new-tokens", "4"]
+    results = eval_cli.main([*argv, "--heldout-fraction", "0.3"])
+    assert results["num_problems"] == 6 and len(seen) == 6
+    assert all(partition.is_heldout(multiplication, p, 0.3) for p in seen)
+    with pytest.raises(SystemExit, match="--heldout-fraction"):
+        eval_cli.main([*argv, "--heldout-fraction", "1"])

@@ -4,7 +4,9 @@ the prompt and SFT batch iterators, the held-out problems and a from-scratch tok
 * ``data.source``: ``procedural`` (the task's generator) or a file source of
   `r1jax.data.sources.FILE_SOURCES` (a JSONL/Parquet file, or a tfds ArrayRecord dataset
   directory with ``data.split``). Evaluation reads ``eval.path`` (empty: ``data.path``) with
-  ``eval.split``, or the generator with a held-out seed.
+  ``eval.split``, or the generator with a held-out seed (and, with ``data.heldout_fraction``,
+  only the held-out share of the problem space, which training never draws:
+  `r1jax.data.partition`).
 * ``sft.source``: a JSONL/Parquet file of ``prompt``/``response`` rows, or
   ``reference[:METHOD=WEIGHT,...]`` for the task's reference traces, mixing methods with the
   given weights; the method ``direct`` keeps the trace from its ``</think>`` on (the answer
@@ -23,7 +25,7 @@ import ml_collections
 import numpy as np
 
 from r1jax import config as config_lib
-from r1jax.data import curriculum, padding, sources
+from r1jax.data import curriculum, padding, partition, sources
 from r1jax.data import prompts as prompt_data
 from r1jax.data import sft as sft_data
 
@@ -33,6 +35,20 @@ EVAL_SEED_OFFSET = 1_000_003  # held-out problems come from another generator se
 def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """``data.task_options`` as keyword arguments for the task's generator."""
     return dict(config.data.task_options.to_dict()) if config.data.task_options else {}
+
+
+def heldout_fraction(config: ml_collections.ConfigDict) -> float:
+    """``data.heldout_fraction``, checked: the share of a generator's problem space that only
+    evaluation draws (`r1jax.data.partition`); 0 = held-out problems from another seed."""
+    fraction = float(config.data.get("heldout_fraction", 0.0))
+    if not 0.0 <= fraction < 1.0:
+        raise config_lib.ConfigError(f"data.heldout_fraction={fraction}: must be in [0, 1)")
+    if fraction and config.data.source != "procedural":
+        raise config_lib.ConfigError(
+            f"data.heldout_fraction={fraction} splits generated problems; data.source="
+            f"{config.data.source!r} reads a file, whose held-out problems come from eval.path"
+        )
+    return fraction
 
 
 def problem_source(
@@ -266,6 +282,8 @@ def eval_problems(config: ml_collections.ConfigDict, task: Any) -> list[dict]:
             + (", or an eval.split other than data.split" if data.source == "tfds" else "")
             + "), or eval.num_problems=0; the run never evaluates on its training data"
         )
+    if data.source == "procedural":  # the held-out side of data.heldout_fraction, if any
+        task = partition.split_task(task, heldout_fraction(config), heldout=True)
     problems = problem_source(
         config,
         task,

@@ -114,6 +114,18 @@ def _render(op: str, left: str, right: str, left_is_leaf: bool, right_is_leaf: b
     return f"{left} {op} {right}"
 
 
+def problem_key(problem: dict) -> str:
+    """What makes two problems the same (`r1jax.data.partition`): the multiset of numbers and
+    the target, whatever their order or the witness.
+
+    Example:
+      >>> problem_key({"numbers": [7, 3, 25], "target": 4, "witness": "7 - 3"})
+      '3,7,25->4'
+    """
+    numbers = ",".join(str(n) for n in sorted(int(n) for n in problem["numbers"]))
+    return f"{numbers}->{problem['target']}"
+
+
 def generate(
     rng: np.random.Generator,
     *,

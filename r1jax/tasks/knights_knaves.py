@@ -22,6 +22,7 @@ all right +2, any wrong -1.5; missing answer or failed format -2. Totals: 3, -0.
 
 import ast
 import itertools
+import json
 import re
 
 import numpy as np
@@ -200,6 +201,17 @@ def solution_text_format(names, solution) -> str:
         f"({i + 1}) {name} is {'a knight' if knight else 'a knave'}"
         for i, (name, knight) in enumerate(zip(names, solution))
     )
+
+
+def problem_key(problem: dict) -> str:
+    """What makes two puzzles the same (`r1jax.data.partition`): the statements' structure,
+    whatever the names.
+
+    Example:
+      >>> problem_key({"n_people": 2, "statements": [["lying", 1], ["telling-truth", 0]]})
+      '[["lying", 1], ["telling-truth", 0]]'
+    """
+    return json.dumps(problem["statements"])
 
 
 def generate(

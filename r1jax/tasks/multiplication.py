@@ -63,6 +63,16 @@ def _operand(rng: np.random.Generator, digits: int, distribution: str) -> int:
     raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
 
 
+def problem_key(problem: dict) -> str:
+    """What makes two problems the same (`r1jax.data.partition`): the operands and operator.
+
+    Example:
+      >>> problem_key({"a": 12, "b": 7, "operator": "*", "target": 84})
+      '12*7'
+    """
+    return f"{problem['a']}{problem['operator']}{problem['b']}"
+
+
 def generate(
     rng: np.random.Generator,
     *,

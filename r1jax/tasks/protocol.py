@@ -15,6 +15,8 @@ enable more of the trainer:
   ``user_message(problem) -> str`` (or the problem's ``"question"``).
 * ``reference_completion(problem, rng=None, *, method=...) -> str``: a worked response the
   task's ``verify`` scores correct under its default template (a supervised warm start).
+* ``problem_key(problem) -> str``: what makes two generated problems the same, for
+  ``data.heldout_fraction``'s split (`r1jax.data.partition`); without it, the problem's JSON.
 
 What does not live here: the registry (``r1jax.tasks.TASKS``) and ``resolve_task``, in the
 package's ``__init__``.
