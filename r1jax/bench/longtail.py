@@ -18,6 +18,10 @@ runtime limits inside the rows, as budget forcing's are.
   decoding carry into the next step.
 * ``--vs-transformers``: transformers' ``generate`` (float32, batch 64) on the same rows, each
   row's EOS forced at its drawn length by a logits processor.
+* ``--floor``: per slot count (32, 64, 128, 256 = static), the decode steps the scheduler runs
+  on the drawn lengths (`scheduled_decode_steps`) and what their weight matmuls alone cost:
+  the fastest any sampler with that many slots could be on this machine, and at full
+  utilization (the bound partial rollouts approach).
 
 Figures: useful tokens/s (generated tokens over the wall time of the compiled call), slot
 utilization (useful tokens over slot-steps, the drain included: a static call steps all ``B``
@@ -38,6 +42,7 @@ import time
 import jax
 import numpy as np
 
+from r1jax.bench import matmuls
 from r1jax.bench.sample import bench_config
 from r1jax.models import ModelConfig, init_params
 from r1jax.sampling import continuous
@@ -288,6 +293,50 @@ def _transformers(config, params, tokens, lengths, samples, batch_rows: int = 64
     return {"seconds": seconds, "useful_tokens": useful, "tokens_per_second": useful / seconds}
 
 
+def scheduled_decode_steps(lengths: np.ndarray, group: int, slots: int) -> int:
+    """Decode steps `ContinuousSampler` runs for rows of ``lengths`` (``[P * G]``, groups in
+    submission order) on ``slots`` slots without partial rollouts: a group starts when ``G``
+    slots are free (its refill draws token 0), each decode step advances every running row, and
+    the call ends when the last row stops. ``slots = P * G`` is the static sampler's schedule.
+
+    Example:
+      >>> int(scheduled_decode_steps(np.array([3, 1, 2, 2]), group=2, slots=2))  # 2 + 1
+      3
+    """
+    pending = list(np.asarray(lengths).reshape(-1, group))
+    running = np.zeros(0, np.int64)  # tokens each running row has still to generate
+    steps = 0
+    while pending or running.size:
+        while pending and slots - running.size >= group:
+            running = np.concatenate([running, pending.pop(0) - 1])
+            running = running[running > 0]
+        if running.size:
+            running = running - 1
+            running = running[running > 0]
+            steps += 1
+    return steps
+
+
+def _floor(params, config, lengths, group: int, slot_counts=(32, 64, 128, 256)) -> dict:
+    """Per slot count: the scheduler's decode steps on the drawn lengths, and what those steps'
+    weight matmuls alone cost (`r1jax.bench.matmuls.decode_seconds`, looped at the slot count's
+    rows): no attention, sampling or cache writes, so no sampler at that slot count can be
+    faster. ``ideal`` is the same at full utilization (what partial rollouts approach)."""
+    useful = int(lengths.sum())
+    rows = {}
+    for slots in slot_counts:
+        per_step = matmuls.decode_seconds(params, config, rows=slots, steps=32, repeats=3)[0] / 32
+        steps = scheduled_decode_steps(lengths, group, slots)
+        rows[str(slots)] = {
+            "decode_steps": steps,
+            "utilization": useful / (slots * steps + lengths.size),
+            "matmul_seconds_per_step": per_step,
+            "floor_seconds": steps * per_step,
+            "ideal_floor_seconds": useful / slots * per_step,
+        }
+    return {"useful_tokens": useful, "slots": rows}
+
+
 def _run_mode(args, mode: str) -> dict:
     samples = args.samples or 8
     new_tokens = args.new_tokens or 1024
@@ -305,6 +354,8 @@ def _run_mode(args, mode: str) -> dict:
         result = _continuous(params, config, batch, key, sampling_params, lengths, args.slots)
     elif mode == "partial":
         result = {"calls": _partial(params, config, sampling_params, args, args.slots)}
+    elif mode == "floor":
+        result = _floor(params, config, lengths, samples)
     else:
         result = _transformers(config, params, tokens, lengths, samples)
     result["peak_memory_bytes"] = _peak_memory_bytes()
@@ -333,6 +384,8 @@ def run(args: argparse.Namespace) -> dict:
         modes.append("partial")
     if args.vs_transformers:
         modes.append("transformers")
+    if args.floor:
+        modes.append("floor")
     samples = args.samples or 8
     new_tokens = args.new_tokens or 1024
     lengths = draw_lengths(args.prompts * samples, new_tokens, args.seed)
@@ -420,6 +473,27 @@ def _print(results: dict) -> None:
             f"{100 * p.get('utilization', 0):.1f}%{speedup}, peak "
             f"{p['peak_memory_bytes'] / 2**20:.0f} MiB"
         )
+    if "floor" in results:
+        static = results.get("static", {}).get("tokens_per_second")
+        print(
+            "  floor: the decode steps' weight matmuls alone (no attention, sampling or cache), "
+            f"{results['floor']['useful_tokens']:,} useful tokens"
+        )
+        print(
+            f"  {'slots':>7}{'decode steps':>14}{'utilization':>13}{'ms/step':>9}"
+            f"{'floor s':>9}{'ceiling tok/s':>15}{'vs static':>11}"
+            f"{'full-utilization ceiling':>26}"
+        )
+        for slots, f in sorted(results["floor"]["slots"].items(), key=lambda kv: int(kv[0])):
+            ceiling = results["floor"]["useful_tokens"] / f["floor_seconds"]
+            ideal = results["floor"]["useful_tokens"] / f["ideal_floor_seconds"]
+            versus = f"{ceiling / static:.2f}x" if static else "-"
+            ideal_versus = f" ({ideal / static:.2f}x)" if static else ""
+            print(
+                f"  {slots:>7}{f['decode_steps']:>14,}{100 * f['utilization']:>12.1f}%"
+                f"{1000 * f['matmul_seconds_per_step']:>9.1f}{f['floor_seconds']:>9.1f}"
+                f"{ceiling:>15,.0f}{versus:>11}{f'{ideal:,.0f} tok/s{ideal_versus}':>26}"
+            )
     for mode in ("continuous", "partial"):
         if mode in results and "speedup_vs_transformers" in results[mode]:
             print(f"  {mode} vs transformers: {results[mode]['speedup_vs_transformers']:.2f}x")

@@ -107,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "_continuous",
             "_partial",
             "_transformers",
+            "_floor",
         ),
         default="both",
         help="longtail: the static sampler, continuous batching or both side by side",
@@ -115,6 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--partial", action="store_true", help="longtail: four calls with partial rollouts"
     )
     parser.add_argument("--slots", type=int, default=64, help="longtail: continuous slots")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="longtail: what the decode's weight matmuls alone cost at 32-256 slots",
+    )
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--vs-transformers", action="store_true", help="also time HF generate")
     parser.add_argument("--prompts", type=int, default=None, help="P (default per model)")

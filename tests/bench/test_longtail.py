@@ -32,3 +32,26 @@ def test_partial_calls_carry_rows(capsys):
     assert all(c["groups_returned"] == 2 for c in calls)
     assert calls[0]["carried_rows"] == 0
     assert all(0 < c["utilization"] <= 1 for c in calls)
+
+
+def test_scheduled_decode_steps_match_the_continuous_sampler():
+    """The floor's step count replays the sampler's schedule: same decode steps as a real
+    `ContinuousSampler` call on the same per-row lengths (6 groups of 2 on 4 slots)."""
+    import jax
+
+    from r1jax.models import ModelConfig, init_params
+    from r1jax.sampling import continuous
+    from r1jax.sampling.rollout import PromptBatch
+    from r1jax.sampling.sampler import SamplingParams
+
+    config = ModelConfig.preset("tiny", dtype="float32")
+    params = init_params(config, jax.random.key(0))
+    lengths = longtail.draw_lengths(12, 24, seed=4)
+    prompts = PromptBatch.from_token_lists([[5, 6, 7]] * 6, prompt_ids=range(6))
+    sampling_params = SamplingParams(max_new_tokens=24, num_samples_per_prompt=2)
+    sampler = continuous.ContinuousSampler(params, config, sampling_params, 4, prompt_length=3)
+    sampler.submit(prompts, jax.random.key(1), max_new_tokens_per_row=lengths)
+    sampler.generate()
+    steps = sampler.last_call_stats.decode_steps
+    assert steps == longtail.scheduled_decode_steps(lengths, group=2, slots=4)
+    assert longtail.scheduled_decode_steps(lengths, group=2, slots=12) == lengths.max() - 1
