@@ -19,9 +19,10 @@ runtime limits inside the rows, as budget forcing's are.
 * ``--vs-transformers``: transformers' ``generate`` (float32, batch 64) on the same rows, each
   row's EOS forced at its drawn length by a logits processor.
 * ``--floor``: per slot count (32, 64, 128, 256 = static), the decode steps the scheduler runs
-  on the drawn lengths (`scheduled_decode_steps`) and what their weight matmuls alone cost:
-  the fastest any sampler with that many slots could be on this machine, and at full
-  utilization (the bound partial rollouts approach).
+  on the drawn lengths (`scheduled_decode_steps`), what their weight matmuls alone cost and
+  what one read of every slot's KV ring per step costs: a floor for a sampler with that many
+  slots and a ring per slot on this machine, also at full utilization (the bound partial
+  rollouts approach).
 
 Figures: useful tokens/s (generated tokens over the wall time of the compiled call), slot
 utilization (useful tokens over slot-steps, the drain included: a static call steps all ``B``
@@ -40,6 +41,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from r1jax.bench import matmuls
@@ -317,22 +319,48 @@ def scheduled_decode_steps(lengths: np.ndarray, group: int, slots: int) -> int:
     return steps
 
 
-def _floor(params, config, lengths, group: int, slot_counts=(32, 64, 128, 256)) -> dict:
-    """Per slot count: the scheduler's decode steps on the drawn lengths, and what those steps'
-    weight matmuls alone cost (`r1jax.bench.matmuls.decode_seconds`, looped at the slot count's
-    rows): no attention, sampling or cache writes, so no sampler at that slot count can be
-    faster. ``ideal`` is the same at full utilization (what partial rollouts approach)."""
+def _ring_read_seconds(config, slots: int, ring: int, steps: int = 8, repeats: int = 3) -> float:
+    """Seconds per step to read ``slots`` float32 KV rings of ``ring`` columns once (a jitted
+    loop summing the whole cache, its start shifted each step so nothing is hoisted): the
+    memory traffic of attention over every slot's ring, without its arithmetic."""
+    shape = (2 * config.num_layers, slots, config.num_kv_heads, ring, config.head_dim)
+    cache = jnp.ones(shape, jnp.float32)
+
+    @jax.jit
+    def loop(cache):
+        def step(i, total):
+            window = jax.lax.dynamic_slice_in_dim(cache, i % 2, ring - 1, axis=3)
+            return total + jnp.sum(window)
+
+        return jax.lax.fori_loop(0, steps, step, jnp.zeros((), jnp.float32))
+
+    jax.block_until_ready(loop(cache))
+    return matmuls.best_time(lambda: loop(cache), repeats) / steps
+
+
+def _floor(params, config, sampling_params, lengths, prompt_length: int) -> dict:
+    """Per slot count (32, 64, 128, 256 = all rows, the static sampler's batch): the scheduler's
+    decode steps on the drawn lengths, what those steps' weight matmuls alone cost
+    (`r1jax.bench.matmuls.decode_seconds` at the slot count's rows), and what reading every
+    slot's whole KV ring once per step costs (the continuous sampler's attention traffic; the
+    static sampler's growing segments read less early on). No sampler with that many slots and
+    a ring per slot runs faster than their sum. ``ideal`` is the same at full utilization (what
+    partial rollouts approach)."""
+    group = sampling_params.num_samples_per_prompt
+    ring = continuous.ring_length(prompt_length, sampling_params.max_new_tokens)
     useful = int(lengths.sum())
     rows = {}
-    for slots in slot_counts:
-        per_step = matmuls.decode_seconds(params, config, rows=slots, steps=32, repeats=3)[0] / 32
+    for slots in (32, 64, 128, 256):
+        matmul = matmuls.decode_seconds(params, config, rows=slots, steps=32, repeats=3)[0] / 32
+        read = _ring_read_seconds(config, slots, ring)
         steps = scheduled_decode_steps(lengths, group, slots)
         rows[str(slots)] = {
             "decode_steps": steps,
             "utilization": useful / (slots * steps + lengths.size),
-            "matmul_seconds_per_step": per_step,
-            "floor_seconds": steps * per_step,
-            "ideal_floor_seconds": useful / slots * per_step,
+            "matmul_seconds_per_step": matmul,
+            "ring_read_seconds_per_step": read,
+            "floor_seconds": steps * (matmul + read),
+            "ideal_floor_seconds": useful / slots * (matmul + read),
         }
     return {"useful_tokens": useful, "slots": rows}
 
@@ -355,7 +383,7 @@ def _run_mode(args, mode: str) -> dict:
     elif mode == "partial":
         result = {"calls": _partial(params, config, sampling_params, args, args.slots)}
     elif mode == "floor":
-        result = _floor(params, config, lengths, samples)
+        result = _floor(params, config, sampling_params, lengths, args.prompt_length)
     else:
         result = _transformers(config, params, tokens, lengths, samples)
     result["peak_memory_bytes"] = _peak_memory_bytes()
@@ -475,24 +503,25 @@ def _print(results: dict) -> None:
         )
     if "floor" in results:
         static = results.get("static", {}).get("tokens_per_second")
+        useful = results["floor"]["useful_tokens"]
         print(
-            "  floor: the decode steps' weight matmuls alone (no attention, sampling or cache), "
-            f"{results['floor']['useful_tokens']:,} useful tokens"
+            "  floor: per decode step, the weight matmuls alone and one read of every slot's KV "
+            f"ring; {useful:,} useful tokens"
         )
         print(
-            f"  {'slots':>7}{'decode steps':>14}{'utilization':>13}{'ms/step':>9}"
-            f"{'floor s':>9}{'ceiling tok/s':>15}{'vs static':>11}"
-            f"{'full-utilization ceiling':>26}"
+            f"  {'slots':>7}{'decode steps':>14}{'utilization':>13}{'matmul ms':>11}"
+            f"{'ring ms':>9}{'floor s':>9}{'ceiling tok/s':>15}{'vs static':>11}"
+            f"{'full-utilization ceiling':>27}"
         )
         for slots, f in sorted(results["floor"]["slots"].items(), key=lambda kv: int(kv[0])):
-            ceiling = results["floor"]["useful_tokens"] / f["floor_seconds"]
-            ideal = results["floor"]["useful_tokens"] / f["ideal_floor_seconds"]
+            ceiling, ideal = useful / f["floor_seconds"], useful / f["ideal_floor_seconds"]
             versus = f"{ceiling / static:.2f}x" if static else "-"
-            ideal_versus = f" ({ideal / static:.2f}x)" if static else ""
+            ideal_text = f"{ideal:,.0f} tok/s" + (f" ({ideal / static:.2f}x)" if static else "")
             print(
                 f"  {slots:>7}{f['decode_steps']:>14,}{100 * f['utilization']:>12.1f}%"
-                f"{1000 * f['matmul_seconds_per_step']:>9.1f}{f['floor_seconds']:>9.1f}"
-                f"{ceiling:>15,.0f}{versus:>11}{f'{ideal:,.0f} tok/s{ideal_versus}':>26}"
+                f"{1000 * f['matmul_seconds_per_step']:>11.1f}"
+                f"{1000 * f['ring_read_seconds_per_step']:>9.1f}{f['floor_seconds']:>9.1f}"
+                f"{ceiling:>15,.0f}{versus:>11}{ideal_text:>27}"
             )
     for mode in ("continuous", "partial"):
         if mode in results and "speedup_vs_transformers" in results[mode]:

@@ -55,3 +55,13 @@ def test_scheduled_decode_steps_match_the_continuous_sampler():
     steps = sampler.last_call_stats.decode_steps
     assert steps == longtail.scheduled_decode_steps(lengths, group=2, slots=4)
     assert longtail.scheduled_decode_steps(lengths, group=2, slots=12) == lengths.max() - 1
+
+
+def test_floor_reports_every_slot_count(capsys):
+    workload = ["--model", "tiny", "--prompts", "4", "--samples", "2", "--new-tokens", "16"]
+    args = parse(["--workload", "longtail", "--mode", "_floor", *workload])
+    floor = sample_bench.run(args)
+    assert sorted(int(s) for s in floor["slots"]) == [32, 64, 128, 256]
+    for row in floor["slots"].values():
+        assert row["floor_seconds"] > 0 and 0 < row["utilization"] <= 1
+        assert row["ideal_floor_seconds"] <= row["floor_seconds"]
