@@ -1,6 +1,7 @@
 """Every RL algorithm of r1jax from one warm start, side by side, on the default experiment.
 
-Command (35 minutes on a 2-core CPU for the 18 RL runs, after the warm start's 900 supervised steps):
+Command (on a 2-core CPU, 35 minutes for the 18 RL runs after the warm start's 900
+supervised steps):
 
     python -m r1jax.compare experiments/comparisons/algorithms.py --workdir runs/compare
 
