@@ -321,16 +321,16 @@ def scheduled_decode_steps(lengths: np.ndarray, group: int, slots: int) -> int:
 
 def _ring_read_seconds(config, slots: int, ring: int, steps: int = 8, repeats: int = 3) -> float:
     """Seconds per step to read ``slots`` float32 KV rings of ``ring`` columns once (a jitted
-    loop summing the whole cache, its start shifted each step so nothing is hoisted): the
-    memory traffic of attention over every slot's ring, without its arithmetic."""
+    loop summing the whole cache, scaled by a number that depends on the previous step so the
+    sum is not hoisted out of the loop; scaling and sum fuse into one pass): the memory traffic
+    of attention over every slot's ring, without its arithmetic."""
     shape = (2 * config.num_layers, slots, config.num_kv_heads, ring, config.head_dim)
     cache = jnp.ones(shape, jnp.float32)
 
     @jax.jit
     def loop(cache):
-        def step(i, total):
-            window = jax.lax.dynamic_slice_in_dim(cache, i % 2, ring - 1, axis=3)
-            return total + jnp.sum(window)
+        def step(_, total):
+            return total + jnp.sum(cache * (1.0 + 1e-30 * total))
 
         return jax.lax.fori_loop(0, steps, step, jnp.zeros((), jnp.float32))
 
