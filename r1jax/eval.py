@@ -149,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     except (ValueError, TypeError) as error:
         raise SystemExit(f"python -m r1jax.eval: {error}") from None
     if args.problems:
+        if args.heldout_fraction:
+            raise SystemExit(
+                "python -m r1jax.eval: --heldout-fraction splits generated problems; "
+                f"--problems {args.problems} is a file, which is held out as a whole"
+            )
         problems = list(sources.load_problems(args.problems))[: args.num_problems]
     else:
         if not 0.0 <= args.heldout_fraction < 1.0:

@@ -84,3 +84,7 @@ def test_heldout_fraction_evaluates_only_held_out_problems(tmp_path, monkeypatch
     assert all(partition.is_heldout(multiplication, p, 0.3) for p in seen)
     with pytest.raises(SystemExit, match="--heldout-fraction"):
         eval_cli.main([*argv, "--heldout-fraction", "1"])
+    problems_file = tmp_path / "problems.jsonl"
+    problems_file.write_text('{"question": "2 * 3", "answer": "6"}\n')
+    with pytest.raises(SystemExit, match="--heldout-fraction splits generated problems"):
+        eval_cli.main([*argv, "--problems", str(problems_file), "--heldout-fraction", "0.3"])

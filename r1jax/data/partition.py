@@ -75,6 +75,8 @@ class PartitionedTask:
         self.task, self.fraction, self.heldout = task, float(fraction), bool(heldout)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "task":  # not set yet (copy, pickle): never recurse
+            raise AttributeError(name)
         return getattr(self.task, name)
 
     def generate(self, rng, **options: Any) -> dict:

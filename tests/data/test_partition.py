@@ -40,9 +40,27 @@ def test_training_and_heldout_sides_share_no_problem(task):
 
 
 def test_a_record_depends_on_seed_and_index_only():
-    generate = partition.split_task(countdown, 0.3, heldout=True).generate
-    source = sources.ProceduralSource(generate, seed=5)
-    assert [source[i] for i in (3, 0, 3)] == [source[3], source[0], source[3]]
+    """Records read in another order, from another wrapper of the same task, are the same."""
+    first = sources.ProceduralSource(
+        partition.split_task(countdown, 0.3, heldout=True).generate, seed=5
+    )
+    second = sources.ProceduralSource(
+        partition.split_task(countdown, 0.3, heldout=True).generate, seed=5
+    )
+    forward = [first[i] for i in range(6)]
+    backward = [second[i] for i in reversed(range(6))][::-1]
+    assert forward == backward
+    assert len({countdown.problem_key(p) for p in forward}) > 1
+
+
+def test_a_copied_wrapper_keeps_its_side():
+    import copy
+
+    wrapped = partition.split_task(multiplication, 0.2, heldout=True)
+    copied = copy.copy(wrapped)  # a module cannot be deep-copied, with or without the wrapper
+    problem = copied.generate(np.random.default_rng(0))
+    assert partition.is_heldout(multiplication, problem, 0.2)
+    assert copied.problem_key is multiplication.problem_key
 
 
 def test_countdown_key_ignores_number_order_and_witness():
