@@ -324,6 +324,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.split = "test"  # tfds split of the evaluation problems (JSONL/Parquet have none)
     c.eval.path = ""  # file / tfds dir; empty = data.path (file sources) or the procedural test set
     c.eval.num_problems = 64  # problems per evaluation
+    c.eval.distinct = False  # generated problems: num_problems different ones (by problem_key)
     c.eval.k = 4  # samples per problem (pass@1 over k, pass@k, maj@k)
     c.eval.temperature = 0.6  # sampling temperature (R1 / DeepScaleR: 0.6)
     c.eval.top_p = 0.95  # nucleus threshold

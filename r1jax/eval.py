@@ -40,12 +40,11 @@ from r1jax import config as config_lib
 from r1jax import evaluate
 from r1jax.data import partition, sources
 from r1jax.data import prompts as prompt_data
+from r1jax.data.from_config import DISTINCT_DRAWS_PER_PROBLEM, EVAL_SEED_OFFSET
 from r1jax.models import load_pretrained
 from r1jax.tasks import TASKS, resolve_task
 from r1jax.tokenizer import Tokenizer
 from r1jax.verifiers import VerifierPool
-
-EVAL_SEED_OFFSET = 1_000_003  # the trainer's held-out seed offset
 
 
 def _model_directory(path: str) -> str:
@@ -92,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="generated problems from the held-out hash share only (a run's data.heldout_fraction)",
+    )
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="--num-problems different problems (a run's eval.distinct), not independent draws",
     )
     parser.add_argument("--k", type=int, default=4, help="samples per problem")
     parser.add_argument("--temperature", type=float, default=0.6)
@@ -162,7 +166,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         source = sources.ProceduralSource(
             generator, seed=args.problem_seed, options=dict(args.task_option)
         )
-        problems = [source[i] for i in range(args.num_problems)]
+        if args.distinct:
+            try:
+                problems = partition.distinct_problems(
+                    source,
+                    task,
+                    args.num_problems,
+                    max_draws=DISTINCT_DRAWS_PER_PROBLEM * args.num_problems,
+                )
+            except ValueError as error:
+                raise SystemExit(f"python -m r1jax.eval --distinct: {error}") from None
+        else:
+            problems = [source[i] for i in range(args.num_problems)]
     stops = ["</answer>"] if args.stop is None else args.stop
     try:
         budget = evaluate.budget_forcing_from_config(

@@ -88,3 +88,25 @@ def test_heldout_fraction_evaluates_only_held_out_problems(tmp_path, monkeypatch
     problems_file.write_text('{"question": "2 * 3", "answer": "6"}\n')
     with pytest.raises(SystemExit, match="--heldout-fraction splits generated problems"):
         eval_cli.main([*argv, "--problems", str(problems_file), "--heldout-fraction", "0.3"])
+
+
+def test_distinct_evaluates_different_problems_and_refuses_more_than_exist(tmp_path, monkeypatch):
+    """``--distinct``: the problems evaluated are all different (1-digit x 1-digit has under
+    100, so 40 independent draws would repeat some); asking for more than exist is an error."""
+    config, params, tokenizer, _ = tiny_multiplication_model()
+    save_pretrained(tmp_path / "export", config, params, tokenizer)
+    seen = []
+    evaluate = eval_cli.evaluate.evaluate
+
+    def recording(params, model_config, tokenizer, problems, **kwargs):
+        seen.extend(problems)
+        return evaluate(params, model_config, tokenizer, problems, **kwargs)
+
+    monkeypatch.setattr(eval_cli.evaluate, "evaluate", recording)
+    argv = ["--checkpoint", str(tmp_path / "export"), "--task", "multiplication"]
+    argv += ["--task-option", "digits=1", "--task-option", "digits_b=1"]
+    argv += ["--k", "1", "--no-greedy", "--max-new-tokens", "2", "--distinct"]
+    eval_cli.main([*argv, "--num-problems", "40"])
+    assert len({multiplication.problem_key(p) for p in seen}) == len(seen) == 40
+    with pytest.raises(SystemExit, match=r"--distinct: only \d+ distinct problems"):
+        eval_cli.main([*argv, "--num-problems", "1000"])

@@ -30,6 +30,7 @@ from r1jax.data import prompts as prompt_data
 from r1jax.data import sft as sft_data
 
 EVAL_SEED_OFFSET = 1_000_003  # held-out problems come from another generator seed
+DISTINCT_DRAWS_PER_PROBLEM = 50  # eval.distinct: records read per wanted problem at most
 
 
 def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -284,14 +285,30 @@ def eval_problems(config: ml_collections.ConfigDict, task: Any) -> list[dict]:
         )
     if data.source == "procedural":  # the held-out side of data.heldout_fraction, if any
         task = partition.split_task(task, heldout_fraction(config), heldout=True)
+    distinct = bool(config.eval.get("distinct", False))
     problems = problem_source(
         config,
         task,
         seed=config.data.seed + EVAL_SEED_OFFSET,
-        count=config.eval.num_problems,
+        count=None if distinct and data.source == "procedural" else config.eval.num_problems,
         split=config.eval.split,
         path=config.eval.path,
     )
+    if distinct:
+        try:
+            problems = partition.distinct_problems(
+                problems,
+                task,
+                config.eval.num_problems,
+                max_draws=DISTINCT_DRAWS_PER_PROBLEM * config.eval.num_problems,
+            )
+        except ValueError as error:
+            where = config.eval.path or config.data.path or f"the {data.task} generator"
+            raise config_lib.ConfigError(
+                f"eval.distinct with eval.num_problems={config.eval.num_problems}: {where} "
+                f"gave {error}; lower eval.num_problems"
+                + (" or raise data.heldout_fraction" if data.source == "procedural" else "")
+            ) from None
     problems = [problems[i] for i in range(len(problems))]
     if not problems:
         where = config.eval.path or config.data.path

@@ -106,6 +106,41 @@ def base_task(task: Any) -> Any:
     return task.task if isinstance(task, PartitionedTask) else task
 
 
+def distinct_problems(source: Any, task: Any, count: int, *, max_draws: int) -> list[dict]:
+    """The first ``count`` problems of ``source`` whose `problem_key` differ, in order.
+
+    A procedural source draws with replacement, so ``count`` records of a small problem space
+    (or of its held-out share) repeat some problems; an evaluation reported as "N problems"
+    should hold N different ones.
+
+    Args:
+      source: random-access problems (``source[i]``, ``len(source)``).
+      task: the task whose `problem_key` says when two problems are the same.
+      count: distinct problems wanted.
+      max_draws: records read at most before giving up.
+
+    Raises:
+      ValueError: fewer than ``count`` distinct problems in the first ``max_draws`` records
+        (or in the whole source), with how many were found.
+
+    Example:
+      >>> distinct_problems([{"a": 1}, {"a": 1}, {"a": 2}], object(), 2, max_draws=10)
+      [{'a': 1}, {'a': 2}]
+    """
+    seen: set[str] = set()
+    problems: list[dict] = []
+    draws = min(max_draws, len(source))
+    for index in range(draws):
+        problem = source[index]
+        key = problem_key(base_task(task), problem)
+        if key not in seen:
+            seen.add(key)
+            problems.append(problem)
+            if len(problems) == count:
+                return problems
+    raise ValueError(f"only {len(problems)} distinct problems in {draws} draws, {count} wanted")
+
+
 def split_task(task: Any, fraction: float, *, heldout: bool) -> Any:
     """``task`` restricted to one side of the partition; ``task`` itself when ``fraction`` is 0."""
     task = base_task(task)

@@ -119,3 +119,39 @@ def test_the_trainers_rl_and_warm_start_problems_miss_every_eval_problem():
 def test_bad_heldout_fractions_are_config_errors_naming_the_key(overrides):
     with pytest.raises(config_lib.ConfigError, match=r"data\.heldout_fraction"):
         data_setup.heldout_fraction(smoke_config(*overrides))
+
+
+def test_distinct_eval_holds_num_problems_different_held_out_problems():
+    """Without ``eval.distinct`` 500 draws from a 1,215-problem held-out share repeat some
+    problems; with it the set is 500 different held-out problems, drawn in record order."""
+    config = smoke_config("data.heldout_fraction=0.15", "eval.num_problems=500")
+    task = build.task(config)
+    drawn = data_setup.eval_problems(config, task)
+    assert len({multiplication.problem_key(p) for p in drawn}) < 500
+    config = smoke_config(
+        "data.heldout_fraction=0.15", "eval.num_problems=500", "eval.distinct=true"
+    )
+    distinct = data_setup.eval_problems(config, task)
+    keys = [multiplication.problem_key(p) for p in distinct]
+    assert len(distinct) == len(set(keys)) == 500
+    assert all(partition.is_heldout(multiplication, p, 0.15) for p in distinct)
+    assert distinct[0] == drawn[0]
+
+
+def test_distinct_eval_beyond_the_held_out_share_is_a_config_error_naming_the_keys():
+    config = smoke_config(
+        "data.heldout_fraction=0.01", "eval.num_problems=500", "eval.distinct=true"
+    )
+    with pytest.raises(config_lib.ConfigError, match=r"eval\.distinct.*eval\.num_problems=500"):
+        data_setup.eval_problems(config, build.task(config))
+
+
+def test_distinct_problems_keeps_the_first_of_each_key_in_order():
+    source = [{"a": 3}, {"a": 1}, {"a": 3}, {"a": 2}]
+    assert partition.distinct_problems(source, object(), 3, max_draws=4) == [
+        {"a": 3},
+        {"a": 1},
+        {"a": 2},
+    ]
+    with pytest.raises(ValueError, match="only 3 distinct problems in 4 draws, 4 wanted"):
+        partition.distinct_problems(source, object(), 4, max_draws=10)
