@@ -72,6 +72,7 @@ CORRECT_SCORE = 1.0
 FORMAT_SCORE = 0.1
 
 _OPS = ("+", "-", "*", "/")
+REFERENCE_METHODS = ("search", "witness", "guess", "verify")
 
 
 def prompt(problem: dict, *, template: str = "base") -> str:
@@ -328,6 +329,26 @@ def _trace_steps(pool, rng: np.random.Generator) -> tuple[list[str], Fraction]:
     return lines, pool[0]
 
 
+def _random_tree(numbers, rng: np.random.Generator):
+    """A random expression tree over all of ``numbers`` (pairs combined in random order, a
+    random operator each; a division by zero becomes ``+``)."""
+    pool = [(Fraction(int(x)), int(x)) for x in numbers]
+    while len(pool) > 1:
+        i, j = (int(x) for x in rng.choice(len(pool), size=2, replace=False))
+        op = _OPS[int(rng.integers(4))]
+        (a, a_tree), (b, b_tree) = pool[i], pool[j]
+        if _combine(op, a, b) is None:
+            op = "+"
+        rest = [entry for index, entry in enumerate(pool) if index not in (i, j)]
+        pool = [*rest, (_combine(op, a, b), (op, a_tree, b_tree))]
+    return pool[0][1]
+
+
+CHECK_PHRASE = "Hmm, wait, let me check: "
+"""Opens a ``verify`` trace's check of its equation (``wait,`` is a reflection marker of the
+trainer's default keywords, `r1jax.verifiers.reflection`)."""
+
+
 def _fmt(value: Fraction) -> str:
     return (
         str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
@@ -368,17 +389,22 @@ def reference_completion(
       problem: a countdown problem.
       rng: draws the dead ends of the search trace; ``None`` uses a fixed seed.
       method: ``"search"`` (a few random attempts that miss the target, then the solution's
-        steps) or ``"witness"`` (only the solution's steps).
-      max_dead_ends: at most this many failed attempts in ``"search"``.
+        steps), ``"witness"`` (only the solution's steps), ``"guess"`` (the solution's
+        equation stated, no working) or ``"verify"`` (``"guess"`` followed by a check: each
+        stated equation is evaluated step by step after "Hmm, wait, let me check:"; a few
+        random equations that miss the target are checked, found wrong and replaced, then
+        the solution is stated and checked). ``"guess"`` and ``"verify"`` differ only in the
+        checks, so a warm start that mixes them has a self-verification rate to amplify.
+      max_dead_ends: at most this many failed attempts in ``"search"`` and ``"verify"``.
 
     Example:
       >>> problem = {"numbers": [3, 5, 7], "target": 22}
       >>> verify(reference_completion(problem), problem).correct
       True
     """
-    if method not in ("search", "witness"):
+    if method not in REFERENCE_METHODS:
         raise ValueError(
-            f"countdown reference method must be 'search' or 'witness', got {method!r}"
+            f"countdown reference method must be one of {REFERENCE_METHODS}, got {method!r}"
         )
     rng = np.random.default_rng(0) if rng is None else rng
     numbers = [int(x) for x in problem["numbers"]]
@@ -391,6 +417,24 @@ def reference_completion(
     steps, _ = _tree_steps(tree)
     answer = _tree_text(tree)
     lines = [f" We need to reach {int(target)} with {numbers}, using each number once."]
+    if method in ("guess", "verify"):
+        if method == "verify":
+            for _ in range(int(rng.integers(0, max_dead_ends + 1))):
+                attempt = _random_tree(numbers, rng)
+                attempt_steps, value = _tree_steps(attempt)
+                if value == target:
+                    continue
+                lines.append(f"The equation is {_tree_text(attempt)}.")
+                lines.append(
+                    CHECK_PHRASE
+                    + ", then ".join(attempt_steps)
+                    + f". {_fmt(value)} is not {int(target)}."
+                )
+        lines.append(f"The equation is {answer}.")
+        if method == "verify":
+            lines.append(CHECK_PHRASE + ", then ".join(steps) + f". That gives {int(target)}.")
+        lines.append(f"</think> <answer>{answer}</answer>")
+        return "\n".join(lines)
     if method == "search":
         for _ in range(int(rng.integers(0, max_dead_ends + 1))):
             attempt, value = _trace_steps([Fraction(x) for x in numbers], rng)

@@ -129,7 +129,7 @@ def test_solve_reports_impossible_targets():
     assert countdown.evaluate_answer(countdown.solve([2, 3, 7, 11], 42), [2, 3, 7, 11]) == 42
 
 
-@pytest.mark.parametrize("method", ["search", "witness"])
+@pytest.mark.parametrize("method", countdown.REFERENCE_METHODS)
 def test_reference_completions_verify_as_correct(method):
     for index in range(30):
         rng = np.random.default_rng([11, index])
@@ -143,6 +143,41 @@ def test_reference_completions_verify_as_correct(method):
     assert countdown.verify(
         countdown.reference_completion(without_witness), without_witness
     ).correct
+
+
+def test_verify_traces_check_each_stated_equation_and_guess_traces_are_them_without_checks():
+    """A ``verify`` trace states equations and checks each one: the check's steps evaluate the
+    stated equation exactly, every equation but the last misses the target and is called
+    wrong, the last is the solution. Its ``guess`` twin is the same text without the checks
+    and the dead ends; only ``verify`` traces carry a reflection marker."""
+    from r1jax.verifiers.reflection import reflection_count
+
+    dead_ends = []
+    for index in range(40):
+        rng = np.random.default_rng([12, index])
+        problem = countdown.generate(rng, num_numbers=3, number_range=(1, 9))
+        target = problem["target"]
+        trace = countdown.reference_completion(
+            problem, np.random.default_rng(index), method="verify"
+        )
+        lines = trace.splitlines()
+        stated = [line for line in lines if line.startswith("The equation is ")]
+        checks = [line for line in lines if line.startswith(countdown.CHECK_PHRASE)]
+        assert len(stated) == len(checks) >= 1 and reflection_count(trace) == len(checks)
+        for equation_line, check in zip(stated, checks):
+            equation = equation_line.removeprefix("The equation is ").removesuffix(".")
+            value = countdown.evaluate_answer(equation, problem["numbers"])
+            last_step = check.removeprefix(countdown.CHECK_PHRASE).split(", then ")[-1]
+            assert last_step.split(". ")[0].endswith(f"= {countdown._fmt(value)}"), check
+            if check is checks[-1]:
+                assert value == target and check.endswith(f"That gives {target}.")
+            else:
+                assert value != target and check.endswith(f" is not {target}.")
+        dead_ends.append(len(checks) - 1)
+        guess = countdown.reference_completion(problem, method="guess")
+        assert guess.splitlines() == [lines[0], stated[-1], lines[-1]]
+        assert reflection_count(guess) == 0
+    assert min(dead_ends) == 0 and max(dead_ends) == 3
 
 
 @pytest.mark.slow
