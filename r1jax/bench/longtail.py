@@ -47,6 +47,7 @@ import numpy as np
 from r1jax.bench import matmuls
 from r1jax.bench.sample import bench_config
 from r1jax.models import ModelConfig, init_params
+from r1jax.models.layers import attend
 from r1jax.sampling import continuous
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import SamplingParams, sample
@@ -338,6 +339,32 @@ def _ring_read_seconds(config, slots: int, ring: int, steps: int = 8, repeats: i
     return matmuls.best_time(lambda: loop(cache), repeats) / steps
 
 
+def _attention_seconds(config, slots: int, ring: int, steps: int = 8, repeats: int = 3) -> float:
+    """Seconds per decode step of the attention alone: `r1jax.models.layers.attend` of one
+    query per slot over every slot's whole float32 ring, in each layer (each layer's output is
+    the next one's query, so nothing is hoisted out of the loop). Scores, softmax and both
+    products as the sampler runs them, without the projections, the cache write or sampling:
+    what reading the ring costs at the rate this machine's attention kernels reach, where
+    `_ring_read_seconds` is one whole-cache reduction's rate."""
+    k, dh = config.num_kv_heads, config.head_dim
+    keys = tuple(jnp.ones((slots, k, dh, ring), jnp.float32) for _ in range(config.num_layers))
+    values = tuple(jnp.ones((slots, k, ring, dh), jnp.float32) for _ in range(config.num_layers))
+    mask = jnp.ones((slots, 1, ring), jnp.bool_)
+
+    @jax.jit
+    def loop(keys, values):
+        def step(_, q):
+            for layer_keys, layer_values in zip(keys, values):
+                q = attend(q, layer_keys, layer_values, mask, jnp.float32)
+            return q
+
+        query = jnp.ones((slots, 1, config.num_heads, dh), jnp.float32)
+        return jax.lax.fori_loop(0, steps, step, query)
+
+    jax.block_until_ready(loop(keys, values))
+    return matmuls.best_time(lambda: loop(keys, values), repeats) / steps
+
+
 def _floor(params, config, sampling_params, lengths, prompt_length: int) -> dict:
     """Per slot count (32, 64, 128, 256 = all rows, the static sampler's batch): the scheduler's
     decode steps on the drawn lengths, what those steps' weight matmuls alone cost
@@ -345,7 +372,9 @@ def _floor(params, config, sampling_params, lengths, prompt_length: int) -> dict
     slot's whole KV ring once per step costs (the continuous sampler's attention traffic; the
     static sampler's growing segments read less early on). No sampler with that many slots and
     a ring per slot runs faster than their sum. ``ideal`` is the same at full utilization (what
-    partial rollouts approach)."""
+    partial rollouts approach). ``attention_floor`` replaces the ring read by the attention
+    itself (`_attention_seconds`): the bound for this sampler's decode step with its attention
+    kernels as they are."""
     group = sampling_params.num_samples_per_prompt
     ring = continuous.ring_length(prompt_length, sampling_params.max_new_tokens)
     useful = int(lengths.sum())
@@ -353,6 +382,7 @@ def _floor(params, config, sampling_params, lengths, prompt_length: int) -> dict
     for slots in (32, 64, 128, 256):
         matmul = matmuls.decode_seconds(params, config, rows=slots, steps=32, repeats=3)[0] / 32
         read = _ring_read_seconds(config, slots, ring)
+        attention = _attention_seconds(config, slots, ring)
         steps = scheduled_decode_steps(lengths, group, slots)
         rows[str(slots)] = {
             "decode_steps": steps,
@@ -361,6 +391,8 @@ def _floor(params, config, sampling_params, lengths, prompt_length: int) -> dict
             "ring_read_seconds_per_step": read,
             "floor_seconds": steps * (matmul + read),
             "ideal_floor_seconds": useful / slots * (matmul + read),
+            "attention_seconds_per_step": attention,
+            "attention_floor_seconds": steps * (matmul + attention),
         }
     return {"useful_tokens": useful, "slots": rows}
 
@@ -506,22 +538,28 @@ def _print(results: dict) -> None:
         useful = results["floor"]["useful_tokens"]
         print(
             "  floor: per decode step, the weight matmuls alone and one read of every slot's KV "
+            "ring; the attention floor: the matmuls and the decode attention alone over every "
             f"ring; {useful:,} useful tokens"
         )
         print(
             f"  {'slots':>7}{'decode steps':>14}{'utilization':>13}{'matmul ms':>11}"
             f"{'ring ms':>9}{'floor s':>9}{'ceiling tok/s':>15}{'vs static':>11}"
-            f"{'full-utilization ceiling':>27}"
+            f"{'full-utilization ceiling':>27}{'attention ms':>14}{'attention floor s':>19}"
+            f"{'vs static':>11}"
         )
         for slots, f in sorted(results["floor"]["slots"].items(), key=lambda kv: int(kv[0])):
             ceiling, ideal = useful / f["floor_seconds"], useful / f["ideal_floor_seconds"]
             versus = f"{ceiling / static:.2f}x" if static else "-"
+            attention_ceiling = useful / f["attention_floor_seconds"]
+            attention_versus = f"{attention_ceiling / static:.2f}x" if static else "-"
             ideal_text = f"{ideal:,.0f} tok/s" + (f" ({ideal / static:.2f}x)" if static else "")
             print(
                 f"  {slots:>7}{f['decode_steps']:>14,}{100 * f['utilization']:>12.1f}%"
                 f"{1000 * f['matmul_seconds_per_step']:>11.1f}"
                 f"{1000 * f['ring_read_seconds_per_step']:>9.1f}{f['floor_seconds']:>9.1f}"
                 f"{ceiling:>15,.0f}{versus:>11}{ideal_text:>27}"
+                f"{1000 * f['attention_seconds_per_step']:>14.1f}"
+                f"{f['attention_floor_seconds']:>19.1f}{attention_versus:>11}"
             )
     for mode in ("continuous", "partial"):
         if mode in results and "speedup_vs_transformers" in results[mode]:

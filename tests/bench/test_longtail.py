@@ -3,6 +3,7 @@
 import argparse
 
 import numpy as np
+import pytest
 
 from r1jax.bench import longtail
 from r1jax.bench import sample as sample_bench
@@ -65,3 +66,7 @@ def test_floor_reports_every_slot_count(capsys):
     for row in floor["slots"].values():
         assert row["floor_seconds"] > 0 and 0 < row["utilization"] <= 1
         assert row["ideal_floor_seconds"] <= row["floor_seconds"]
+        assert row["attention_floor_seconds"] == pytest.approx(
+            row["decode_steps"]
+            * (row["matmul_seconds_per_step"] + row["attention_seconds_per_step"])
+        )
