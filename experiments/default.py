@@ -60,17 +60,18 @@ def get_config(arg=None):
         template="base",
         prompts_per_step=8,
         bucket_sizes=(128,),
+        heldout_fraction=0.15,
     )
     c.sampling = dict(
         group_size=8, temperature=1.0, max_new_tokens=128, stop_strings=("</answer>",)
     )
-    c.objective = dict(algorithm="grpo", kl_coef=0.0)
+    c.objective = dict(algorithm="dr_grpo", kl_coef=0.0)
     c.reference = dict(mode="none")
     c.optim = dict(lr=2e-4, weight_decay=0.0, grad_clip_norm=1.0)
     c.sft = dict(
         mode="warmup", steps=900, lr=2e-3, batch_size=32, source="reference:long=0.35,direct=0.65"
     )
-    c.eval = dict(num_problems=500, k=4, temperature=0.6, top_p=0.95, greedy=False)
+    c.eval = dict(num_problems=500, distinct=True, k=4, temperature=0.6, top_p=0.95, greedy=False)
     c.checkpoint = dict(every=100, keep=2)
     c.logging = dict(every=10, tensorboard=True, progress_bar=True, samples_to_log=2)
     if arg == "smoke":
