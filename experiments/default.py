@@ -69,7 +69,13 @@ def get_config(arg=None):
     c.reference = dict(mode="none")
     c.optim = dict(lr=2e-4, weight_decay=0.0, grad_clip_norm=1.0)
     c.sft = dict(
-        mode="warmup", steps=900, lr=2e-3, batch_size=32, source="reference:long=0.35,direct=0.65"
+        mode="warmup",
+        steps=1200,
+        lr=2e-3,
+        schedule="cosine",
+        warmup_steps=20,
+        batch_size=32,
+        source="reference:long=0.35,direct=0.65",
     )
     c.eval = dict(num_problems=500, distinct=True, k=4, temperature=0.6, top_p=0.95, greedy=False)
     c.checkpoint = dict(every=100, keep=2)
