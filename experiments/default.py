@@ -6,39 +6,39 @@ Command (what ``python -m r1jax.train`` with no arguments runs):
 
 Recipe. A 0.45M-parameter Qwen2-style model (the ``tiny`` preset) and a 443-token byte-level
 BPE tokenizer fit on the task's prompts and on the warm start's own traces start from random
-weights; prompts are TinyZero's multiplication template (§1.3). A supervised warm start (900
-steps x 32 traces, lr 2e-3) mixes two behaviours: 35% of the traces work the product out digit
-by digit with carries (``reference_completion(method="long")``, about 100 tokens), 65% guess
-the answer directly (``</think> <answer>N</answer>``). The warm-started model samples the
-reliable method only part of the time, so sampled pass@1 sits well below pass@k and the
-rewards within a group differ. GRPO with the verifier's 0/1 reward (160 steps, 8 prompts x 8
-samples at temperature 1, at most 128 new tokens, lr 2e-4, no KL) then moves the policy to the
-method that earns reward and sharpens it.
+weights; prompts are TinyZero's multiplication template (§1.3). A supervised warm start (1,200
+steps x 32 traces, lr 2e-3 after 20 warm-up steps, cosine decay to 0) mixes two behaviours: 35%
+of the traces work the product out digit by digit with carries
+(``reference_completion(method="long")``, about 100 tokens), 65% guess the answer directly
+(``</think> <answer>N</answer>``). The warm-started model samples the reliable method only part
+of the time, so sampled pass@1 sits well below pass@4 and the rewards within a group differ.
+Dr. GRPO (arXiv:2503.20783 §3.1: group-centred advantages without the std, each response's
+token losses summed over the constant 128 instead of averaged over its own length, no KL) with
+the verifier's 0/1 reward (160 steps, 8 prompts x 8 samples at temperature 1, at most 128 new
+tokens, lr 2e-4) then moves the policy to the method that earns reward and sharpens it. Under
+GRPO's per-response length average the token that picks the method weighs 1/8 in a rewarded
+guess and 1/100 in a rewarded long trace, and RL could settle on the guess.
 
-Evaluation: 500 held-out problems from another generator seed (the problem space has 7,200
-items, so some also occur in training), 4 samples per problem at temperature 0.6 / top-p 0.95
-(R1's protocol); pass@1 is the mean over the 4 samples, next to unbiased pass@4 and maj@4.
+Evaluation: the 8,100-problem space is split by a hash of each problem
+(``data.heldout_fraction=0.15``, `r1jax.data.partition`); the warm start's traces, the RL
+prompts and the tokenizer's text come from the other 85%, and the evaluation uses 500 different
+held-out problems (``eval.distinct``), 4 samples each at temperature 0.6 / top-p 0.95 (R1's
+protocol); pass@1 is the mean over the 4 samples, next to unbiased pass@4 and maj@4.
 
-Measured with this recipe on a shared 2-core 2.6 GHz Xeon KVM guest (no bfloat16 matmul
-instructions; jax 0.10.2, float32), ``--config.seed=N --config.data.seed=N``; pass@1 / pass@4
-/ maj@4 in %:
+Measured with this recipe on the 2-core CPU (an Intel Xeon KVM guest reporting AVX-512 BF16 and
+AMX; jax 0.10.2, float32), one run at a time with nothing else running,
+``--config.seed=N --config.data.seed=N`` plus the change named; pass@1 / pass@4 / maj@4 in %:
 
-    seed  after SFT           after RL            pass@1 gain  wall time
-    0     19.1 / 32.2 / 21.4  48.7 / 59.6 / 49.0  +29.6        17 min 47 s; 9 min 9 s
-    1     18.1 / 29.6 / 20.4  40.0 / 52.2 / 40.8  +22.0        14 min 54 s; 10 min 28 s
-    2     11.6 / 17.8 / 12.4  35.8 / 43.0 / 37.2  +24.2        16 min 44 s; 10 min 44 s
+DOCSTRING_TABLE
 
-Each seed ran twice, hours apart: the figures were the same to the last digit, the wall time
-was not.
+The two changes alter float rounding only (``sft.bucket_step=32``: warm-start batches padded
+to a multiple of 32 tokens instead of 64; ``optim.micro_batch_size=16``: each RL gradient
+accumulated over four micro-batches of 16 rows). The runs are deterministic given the seed.
 
-Expected: pass@1 rises by 22 to 30 points on these seeds (a change of float rounding alone can
-pull a seed down to +12, see below), in 9 to 18 minutes on such a machine (SFT 0.39 to
-0.84 s/step, RL 1.0 to 1.9 s/step, as the shared machine's speed varied). The recipe is at the
-edge of what the tiny model learns in this budget: the same training with SFT batches padded
-to a multiple of 32 tokens instead of 64 (``--config.sft.bucket_step=32``, equal up to float
-rounding) ran in 11 to 15 minutes but gained only +12.4 / +16.4 / +16.2 on seeds 0 / 1 / 2.
-README ("The default experiment") lists it with the cheaper warm starts that did not lift
-pass@1.
+Expected: pass@1 rises by EXPECTED points, to EXPECTED_AFTER%, in about 11 minutes on such a
+machine (0.33 s per warm-start step, about 1 s per RL step). README ("The default experiment")
+says why the earlier recipe (GRPO, a 900-step constant-lr warm start) was fragile under the
+same rounding changes and what each change here fixed.
 
 ``summary.json`` in the workdir holds both evaluations (``eval_after_sft``, ``eval_final``).
 

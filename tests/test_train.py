@@ -184,13 +184,14 @@ def test_every_algorithm_runs_two_steps(tmp_path, overrides):
 
 @pytest.mark.slow
 def test_default_recipe_raises_held_out_accuracy(tmp_path):
-    """The whole default experiment (9-18 minutes on 2 CPU cores): RL lifts pass@1."""
+    """The whole default experiment (about 11 minutes on 2 CPU cores): RL lifts pass@1 on 200
+    held-out problems by more than 15 points (26.8 on seed 0's 500)."""
     config = config_lib.load_config(
         DEFAULT, ["eval.num_problems=200", "logging.progress_bar=false"]
     )
     summary = run_on_one_device(config, str(tmp_path))
     before, after = summary["eval_after_sft"]["pass@1"], summary["eval_final"]["pass@1"]
-    assert after > before + 0.1, (before, after)
+    assert after > before + 0.15, (before, after)
     rewards = [
         r["reward/total"] for r in metrics.read_metrics(str(tmp_path)) if "reward/total" in r
     ]

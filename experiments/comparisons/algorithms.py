@@ -1,11 +1,11 @@
 """Every RL algorithm of r1jax from one warm start, side by side, on the default experiment.
 
-Command (on a 2-core CPU, 35 minutes for the 18 RL runs after the warm start's 900
-supervised steps):
+Command (on a 2-core CPU, 35 minutes for the 18 RL runs after the warm start's supervised
+steps):
 
     python -m r1jax.compare experiments/comparisons/algorithms.py --workdir runs/compare
 
-What it runs (`r1jax.compare`): the default experiment's warm start once (900 supervised steps
+What it runs (`r1jax.compare`): the default experiment's warm start once (its supervised steps
 on the ``tiny`` model from scratch; ``runs/compare/warm_start``), then for every row below and
 each seed in ``SEEDS`` the same experiment started from that checkpoint
 (``model.init_from``, ``sft.mode=none``) for ``STEPS`` RL steps of 8 prompts x 8 samples, and
@@ -23,7 +23,10 @@ implicit PRM (lr 1e-4, β 0.05) and the frozen reference it scores against
 (``experiments/prime.py``). This is a comparison to report, not
 a tuned leaderboard: each algorithm runs with one setting, for a short budget.
 
-Hardware: a 2-core CPU. The table in README ("Algorithms side by side") is the result.
+Hardware: a 2-core CPU. The table in README ("Algorithms side by side") is the result of
+commit dee331a, whose default experiment had a 900-step warm start at a constant lr and
+evaluated on problems of another generator seed; the default experiment has changed since, so
+a rerun gives other figures.
 """
 
 EXPERIMENT = "experiments/default.py"
