@@ -22,7 +22,9 @@ runtime limits inside the rows, as budget forcing's are.
   on the drawn lengths (`scheduled_decode_steps`), what their weight matmuls alone cost and
   what one read of every slot's KV ring per step costs: a floor for a sampler with that many
   slots and a ring per slot on this machine, also at full utilization (the bound partial
-  rollouts approach).
+  rollouts approach); and an attention floor, the weight matmuls plus the decode attention
+  alone over every ring (`_attention_seconds`), the bound with the attention kernels as they
+  run.
 
 Figures: useful tokens/s (generated tokens over the wall time of the compiled call), slot
 utilization (useful tokens over slot-steps, the drain included: a static call steps all ``B``
