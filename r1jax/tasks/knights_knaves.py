@@ -300,7 +300,7 @@ def user_message(problem: dict) -> str:
 
 # ------------------------------------------------------------------ reference reasoning
 
-REFERENCE_METHODS = ("search", "ordered")
+REFERENCE_METHODS = ("search", "ordered", "guess", "verify")
 _REFERENCE_HEAD = (
     "Let's think step by step, by considering whether each person is lying and if that leads "
     "to contradiction."
@@ -427,6 +427,59 @@ def _reasoning_steps(statements, names, order_rng: np.random.Generator | None) -
     return lines
 
 
+CHECK_PHRASE = "Hmm, wait, let me check: "
+"""Opens a ``verify`` trace's check of its assignment (``wait,`` is a reflection marker of the
+trainer's default keywords, `r1jax.verifiers.reflection`)."""
+
+
+def _claim_text(names, statement) -> str:
+    text = render_statement(names, statement)
+    return "if" + text[2:] if text.startswith("If ") else text
+
+
+def _assignment_text(names, assignment) -> str:
+    return ", ".join(f"{name} is {_role(k)}" for name, k in zip(names, assignment))
+
+
+def _check_steps(statements, names, assignment) -> tuple[list[str], bool]:
+    """Each person's claim checked against ``assignment`` in order, up to the first that does
+    not fit (a knight's claim false or a knave's true); whether all fit."""
+    steps = []
+    for person, statement in enumerate(statements):
+        needed, actual = bool(assignment[person]), holds(statement, assignment)
+        steps.append(
+            f"{names[person]} is {_role(needed)}, so the claim that "
+            f"{_claim_text(names, statement)} must be {'true' if needed else 'false'}, "
+            f"and it is {'true' if actual else 'false'}"
+        )
+        if needed != actual:
+            return steps, False
+    return steps, True
+
+
+def _stated_and_checked(statements, names, solution, rng, max_wrong: int, check: bool):
+    """``guess`` / ``verify`` lines: assignments stated (wrong ones first, each checked and
+    found wrong, when ``check``), then the solution, checked when ``check``."""
+    lines = []
+    if check:
+        wrong = [
+            a
+            for a in itertools.product((True, False), repeat=len(statements))
+            if a != tuple(solution)
+        ]
+        count = min(int(rng.integers(0, max_wrong + 1)), len(wrong))
+        for index in rng.choice(len(wrong), size=count, replace=False):
+            assignment = wrong[int(index)]
+            steps, _ = _check_steps(statements, names, assignment)
+            lines.append(f"The answer is: {_assignment_text(names, assignment)}.")
+            lines.append(CHECK_PHRASE + "; ".join(steps) + ". So this is wrong.")
+    lines.append(f"The answer is: {_assignment_text(names, solution)}.")
+    if check:
+        steps, _ = _check_steps(statements, names, solution)
+        lines.append(CHECK_PHRASE + "; ".join(steps) + ". Everything fits.")
+    return lines
+
+
 def reference_completion(
     problem: dict, rng: np.random.Generator | None = None, *, method: str = "search"
 ) -> str:
@@ -446,8 +499,14 @@ def reference_completion(
       rng: ``"search"`` draws the first person considered and, per person, whether a knight or
         a knave is assumed first; ``None`` uses a fixed seed. The text is a function of
         ``problem`` and the rng's state.
-      method: ``"search"`` (as above) or ``"ordered"`` (person 1 first, a knight assumed first:
-        mem-kk-logic's order; ``rng`` unused).
+      method: ``"search"`` (as above), ``"ordered"`` (person 1 first, a knight assumed first:
+        mem-kk-logic's order; ``rng`` unused), ``"guess"`` (the solution stated, no working)
+        or ``"verify"`` (``"guess"`` followed by a check: after "Hmm, wait, let me check:"
+        each person's claim is tested against the stated roles, up to the first that does
+        not fit; up to two wrong assignments drawn by ``rng`` are stated, checked and found
+        wrong before the solution is stated and checked). ``"guess"`` and ``"verify"`` differ
+        only in the checks, so a warm start that mixes them has a self-verification rate to
+        amplify.
 
     Raises:
       ValueError: an unknown method, or a problem without names and statements or with no
@@ -470,6 +529,15 @@ def reference_completion(
     found = solutions(statements)
     if len(found) != 1:
         raise ValueError(f"knights_knaves puzzle has {len(found)} solutions, not one")
+    if method in ("guess", "verify"):
+        rng = np.random.default_rng(0) if rng is None else rng
+        lines = _stated_and_checked(
+            statements, names, found[0], rng, max_wrong=2, check=method == "verify"
+        )
+        lines[0] = " " + lines[0]
+        return "\n".join(
+            [*lines, "</think>", f"<answer> {solution_text_format(names, found[0])} </answer>"]
+        )
     order_rng = None
     if method == "search":
         order_rng = np.random.default_rng(0) if rng is None else rng

@@ -132,7 +132,46 @@ def test_reference_completions_verify_correct(n_people, method):
         verdict = kk.verify(text, problem)  # the default template, "base"
         assert verdict.correct and verdict.score == 3.0, (problem["quiz"], text)
         assert kk.verify(text, problem, template="qwen_instruct").correct
-        assert "Assume " in text and text.count("</think>") == 1
+        reasons = "Assume " in text if method in ("search", "ordered") else "The answer is" in text
+        assert reasons and text.count("</think>") == 1
+
+
+def test_verify_traces_check_each_stated_assignment_and_guess_traces_are_them_without_checks():
+    """A ``verify`` trace states assignments and checks each one claim by claim: every check
+    step's "must be" is the speaker's role and its "it is" the claim's truth under the stated
+    roles; a stated assignment is called wrong exactly when it is not the solution, and the
+    check stops at the first claim that does not fit. The ``guess`` twin is the same text
+    without the checks and the wrong assignments; only ``verify`` carries a reflection marker."""
+    from r1jax.verifiers.reflection import reflection_count
+
+    wrong_counts = []
+    for seed in range(30):
+        problem = kk.generate(np.random.default_rng([9, seed]), n_people=(2, 3))
+        names, statements = problem["names"], problem["statements"]
+        solution = kk.solutions(statements)[0]
+        text = kk.reference_completion(problem, np.random.default_rng(seed), method="verify")
+        lines = text.splitlines()
+        stated = [line for line in lines if line.strip().startswith("The answer is: ")]
+        checks = [line for line in lines if line.startswith(kk.CHECK_PHRASE)]
+        assert len(stated) == len(checks) and reflection_count(text) == len(checks)
+        for said, check in zip(stated, checks):
+            roles = said.strip().removeprefix("The answer is: ").removesuffix(".").split(", ")
+            assignment = tuple(role.endswith("a knight") for role in roles)
+            steps = check.removeprefix(kk.CHECK_PHRASE).rsplit(". ", 1)[0].split("; ")
+            for person, step in enumerate(steps):
+                needed = "true" if assignment[person] else "false"
+                actual = "true" if kk.holds(statements[person], assignment) else "false"
+                assert step.startswith(f"{names[person]} is ")
+                assert step.endswith(f"must be {needed}, and it is {actual}"), step
+            fits = assignment == solution
+            assert check.endswith("Everything fits." if fits else "So this is wrong.")
+            assert fits == (said is stated[-1])
+            assert len(steps) == len(names) or not fits
+        wrong_counts.append(len(stated) - 1)
+        guess = kk.reference_completion(problem, method="guess")
+        assert guess.splitlines() == [" " + stated[-1].strip(), *lines[-len(names) - 1 :]]
+        assert reflection_count(guess) == 0
+    assert min(wrong_counts) == 0 and max(wrong_counts) == 2
 
 
 def test_reference_completion_is_a_function_of_the_rng():
@@ -165,4 +204,4 @@ def test_reference_completion_needs_names_and_statements():
     with pytest.raises(ValueError, match="names and statements"):
         kk.reference_completion({"solution_text_format": "(1) Emma is a knight"})
     with pytest.raises(ValueError, match="method"):
-        kk.reference_completion({}, method="guess")
+        kk.reference_completion({}, method="bogus")
