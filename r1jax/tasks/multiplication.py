@@ -135,6 +135,9 @@ def user_message(problem: dict) -> str:
     )
 
 
+REFERENCE_METHODS = ("partial_products", "long", "long_split")
+
+
 def _long_multiplication(a: int, b: int, method: str) -> list[str]:
     lines = [f" I need to compute {a} * {b}."]
     digits_b = str(b)
@@ -142,17 +145,19 @@ def _long_multiplication(a: int, b: int, method: str) -> list[str]:
     for place, char in enumerate(reversed(digits_b)):
         digit = int(char)
         shift = 10**place
-        if method == "long":
+        if method in ("long", "long_split"):
             # digit by digit with carries, least significant digit of a first
             carry = 0
             written = []
             for char_a in reversed(str(a)):
                 product = int(char_a) * digit + carry
                 written.append(str(product % 10))
-                lines.append(
-                    f"{char_a} * {digit} + carry {carry} = {product}, write {product % 10}, "
-                    f"carry {product // 10}."
-                )
+                if method == "long":
+                    step = f"{char_a} * {digit} + carry {carry} = {product}"
+                else:  # the table fact, then the carry's addition
+                    fact = int(char_a) * digit
+                    step = f"{char_a} * {digit} = {fact}, {fact} + carry {carry} = {product}"
+                lines.append(f"{step}, write {product % 10}, carry {product // 10}.")
                 carry = product // 10
             row = int(str(carry) + "".join(reversed(written))) if carry else a * digit
             lines.append(f"So {a} * {digit} = {row}.")
@@ -210,9 +215,11 @@ def reference_completion(
     Args:
       problem: an arithmetic problem.
       rng: unused (the derivation is deterministic); kept for a uniform signature.
-      method: for ``*``: ``"partial_products"`` (one product per digit of ``b``, then their sum)
-        or ``"long"`` (digit by digit with carries, then the sum of the rows; a one-digit ``b``
-        ends at its row); ``+`` and ``-`` always use column arithmetic.
+      method: for ``*``: ``"partial_products"`` (one product per digit of ``b``, then their sum),
+        ``"long"`` (digit by digit with carries, then the sum of the rows; a one-digit ``b``
+        ends at its row) or ``"long_split"`` (``"long"`` with each digit's step written as
+        the table fact and then the carry's addition, ``9 * 8 = 72, 72 + carry 3 = 75``);
+        ``+`` and ``-`` always use column arithmetic.
 
     Example:
       >>> problem = {"a": 347, "b": 26, "operator": "*", "target": 9022}
@@ -220,8 +227,8 @@ def reference_completion(
       True
     """
     del rng
-    if method not in ("partial_products", "long"):
-        raise ValueError(f"method must be 'partial_products' or 'long', got {method!r}")
+    if method not in REFERENCE_METHODS:
+        raise ValueError(f"method must be one of {REFERENCE_METHODS}, got {method!r}")
     a, b = int(problem["a"]), int(problem["b"])
     operator = problem.get("operator", "*")
     if operator == "*":

@@ -64,7 +64,7 @@ def test_generator_is_deterministic_given_the_seed():
     assert first == [multiplication.generate(np.random.default_rng([0, i])) for i in range(10)]
 
 
-@pytest.mark.parametrize("method", ["partial_products", "long"])
+@pytest.mark.parametrize("method", multiplication.REFERENCE_METHODS)
 def test_reference_completions_verify_as_correct(method):
     for index in range(200):
         rng = np.random.default_rng([9, index])
@@ -84,6 +84,20 @@ def test_long_trace_of_a_one_digit_multiplier_ends_at_its_row():
         "7 * 6 + carry 0 = 42, write 2, carry 4.\n"
         "4 * 6 + carry 4 = 28, write 8, carry 2.\n"
         "3 * 6 + carry 2 = 20, write 0, carry 2.\n"
+        "So 347 * 6 = 2082.\n"
+        "</think> <answer>2082</answer>"
+    )
+
+
+def test_long_split_trace_writes_the_table_fact_then_adds_the_carry():
+    completion = multiplication.reference_completion(
+        {"a": 347, "b": 6, "operator": "*", "target": 2082}, method="long_split"
+    )
+    assert completion == (
+        " I need to compute 347 * 6.\n"
+        "7 * 6 = 42, 42 + carry 0 = 42, write 2, carry 4.\n"
+        "4 * 6 = 24, 24 + carry 4 = 28, write 8, carry 2.\n"
+        "3 * 6 = 18, 18 + carry 2 = 20, write 0, carry 2.\n"
         "So 347 * 6 = 2082.\n"
         "</think> <answer>2082</answer>"
     )
