@@ -63,7 +63,7 @@ def get_config(arg=None):
         heldout_fraction=0.15,
     )
     c.sampling = dict(
-        group_size=8, temperature=1.0, max_new_tokens=128, stop_strings=("</answer>",)
+        group_size=8, temperature=1.0, max_new_tokens=160, stop_strings=("</answer>",)
     )
     c.objective = dict(algorithm="dr_grpo", kl_coef=0.0)
     c.reference = dict(mode="none")
@@ -75,7 +75,7 @@ def get_config(arg=None):
         schedule="cosine",
         warmup_steps=20,
         batch_size=32,
-        source="reference:long=0.35,direct=0.65",
+        source="reference:long_split=0.35,direct=0.65",
     )
     c.eval = dict(num_problems=500, distinct=True, k=4, temperature=0.6, top_p=0.95, greedy=False)
     c.checkpoint = dict(every=100, keep=2)
