@@ -4,20 +4,21 @@ Command (what ``python -m r1jax.train`` with no arguments runs):
 
     python -m r1jax.train --config experiments/default.py --workdir runs/default
 
-Recipe. A 0.45M-parameter Qwen2-style model (the ``tiny`` preset) and a 443-token byte-level
-BPE tokenizer fit on the task's prompts and on the warm start's own traces start from random
+Recipe. A 0.45M-parameter Qwen2-style model (the ``tiny`` preset) and a byte-level BPE
+tokenizer fit on the task's prompts and on the warm start's own traces start from random
 weights; prompts are TinyZero's multiplication template (§1.3). A supervised warm start (1,200
-steps x 32 traces, lr 2e-3 after 20 warm-up steps, cosine decay to 0) mixes two behaviours: 35%
-of the traces work the product out digit by digit with carries
-(``reference_completion(method="long")``, about 100 tokens), 65% guess the answer directly
-(``</think> <answer>N</answer>``). The warm-started model samples the reliable method only part
-of the time, so sampled pass@1 sits well below pass@4 and the rewards within a group differ.
-Dr. GRPO (arXiv:2503.20783 §3.1: group-centred advantages without the std, each response's
-token losses summed over the constant 128 instead of averaged over its own length, no KL) with
-the verifier's 0/1 reward (160 steps, 8 prompts x 8 samples at temperature 1, at most 128 new
-tokens, lr 2e-4) then moves the policy to the method that earns reward and sharpens it. Under
-GRPO's per-response length average the token that picks the method weighs 1/8 in a rewarded
-guess and 1/100 in a rewarded long trace, and RL could settle on the guess.
+steps x 32 traces, lr 2e-3 after 20 warm-up steps, cosine decay to 0) mixes two behaviours:
+35% of the traces work the product out digit by digit, each digit as its table fact and then
+the carry's addition (``reference_completion(method="long_split")``, about 122 tokens), 65%
+guess the answer directly (``</think> <answer>N</answer>``). The warm-started model samples
+the reliable method only part of the time, so sampled pass@1 sits well below pass@4 and the
+rewards within a group differ. Dr. GRPO (arXiv:2503.20783 §3.1: group-centred advantages
+without the std, each response's token losses summed over the constant 160 instead of averaged
+over its own length, no KL) with the verifier's 0/1 reward (160 steps, 8 prompts x 8 samples at
+temperature 1, at most 160 new tokens, lr 2e-4) then moves the policy to the method that earns
+reward and sharpens it. Under GRPO's per-response length average the token that picks the
+method weighs 1/8 in a rewarded guess and about 1/120 in a rewarded long trace, and RL could
+settle on the guess.
 
 Evaluation: the 8,100-problem space is split by a hash of each problem
 (``data.heldout_fraction=0.15``, `r1jax.data.partition`); the warm start's traces, the RL
@@ -27,18 +28,18 @@ protocol); pass@1 is the mean over the 4 samples, next to unbiased pass@4 and ma
 
 Measured with this recipe on the 2-core CPU (an Intel Xeon KVM guest reporting AVX-512 BF16 and
 AMX; jax 0.10.2, float32), one run at a time with nothing else running,
-``--config.seed=N --config.data.seed=N`` plus the change named; pass@1 / pass@4 / maj@4 in %:
+``--config.seed=N --config.data.seed=N``; pass@1 / pass@4 / maj@4 in %:
 
 DOCSTRING_TABLE
 
-The two changes alter float rounding only (``sft.bucket_step=32``: warm-start batches padded
-to a multiple of 32 tokens instead of 64; ``optim.micro_batch_size=16``: each RL gradient
-accumulated over four micro-batches of 16 rows). The runs are deterministic given the seed.
+The runs are deterministic given the seed. Not yet run with this recipe: the float-rounding
+changes ``--config.sft.bucket_step=32`` and ``--config.optim.micro_batch_size=16`` on seeds
+0-2.
 
-Expected: pass@1 rises by EXPECTED points, to EXPECTED_AFTER%, in about 11 minutes on such a
-machine (0.33 s per warm-start step, about 1 s per RL step). README ("The default experiment")
-says why the earlier recipe (GRPO, a 900-step constant-lr warm start) was fragile under the
-same rounding changes and what each change here fixed.
+Expected: EXPECTED, in 12 to 13 minutes on such a machine (0.33 s per warm-start step, about
+1.3 s per RL step). README ("The default experiment") says how the recipe got here: why the
+earlier one (GRPO, a 900-step constant-lr warm start on one-step digit products) was fragile,
+and what each change fixed, with the runs that showed it.
 
 ``summary.json`` in the workdir holds both evaluations (``eval_after_sft``, ``eval_final``).
 
