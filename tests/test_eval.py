@@ -64,9 +64,9 @@ def test_the_readme_math_evaluation_runs_as_written(command, tmp_path, capsys):
     assert str(model_dir) in capsys.readouterr().out
 
 
-def test_heldout_fraction_evaluates_only_held_out_problems(tmp_path, monkeypatch):
-    """``--heldout-fraction 0.3``: every generated problem is on the held-out side of the
-    split a run with ``data.heldout_fraction=0.3`` trains beside; a fraction of 1 is refused."""
+def _export_and_record_problems(tmp_path, monkeypatch) -> list[dict]:
+    """Exports a tiny multiplication model to ``tmp_path/export``; the returned list collects
+    every problem the CLI then evaluates."""
     config, params, tokenizer, _ = tiny_multiplication_model()
     save_pretrained(tmp_path / "export", config, params, tokenizer)
     seen = []
@@ -77,6 +77,13 @@ def test_heldout_fraction_evaluates_only_held_out_problems(tmp_path, monkeypatch
         return evaluate(params, model_config, tokenizer, problems, **kwargs)
 
     monkeypatch.setattr(eval_cli.evaluate, "evaluate", recording)
+    return seen
+
+
+def test_heldout_fraction_evaluates_only_held_out_problems(tmp_path, monkeypatch):
+    """``--heldout-fraction 0.3``: every generated problem is on the held-out side of the
+    split a run with ``data.heldout_fraction=0.3`` trains beside; a fraction of 1 is refused."""
+    seen = _export_and_record_problems(tmp_path, monkeypatch)
     argv = ["--checkpoint", str(tmp_path / "export"), "--task", "multiplication"]
     argv += ["--num-problems", "6", "--k", "1", "--no-greedy", "--max-new-tokens", "4"]
     results = eval_cli.main([*argv, "--heldout-fraction", "0.3"])
@@ -93,19 +100,14 @@ def test_heldout_fraction_evaluates_only_held_out_problems(tmp_path, monkeypatch
 def test_distinct_evaluates_different_problems_and_refuses_more_than_exist(tmp_path, monkeypatch):
     """``--distinct``: the problems evaluated are all different (1-digit x 1-digit has under
     100, so 40 independent draws would repeat some); asking for more than exist is an error."""
-    config, params, tokenizer, _ = tiny_multiplication_model()
-    save_pretrained(tmp_path / "export", config, params, tokenizer)
-    seen = []
-    evaluate = eval_cli.evaluate.evaluate
-
-    def recording(params, model_config, tokenizer, problems, **kwargs):
-        seen.extend(problems)
-        return evaluate(params, model_config, tokenizer, problems, **kwargs)
-
-    monkeypatch.setattr(eval_cli.evaluate, "evaluate", recording)
+    seen = _export_and_record_problems(tmp_path, monkeypatch)
     argv = ["--checkpoint", str(tmp_path / "export"), "--task", "multiplication"]
     argv += ["--task-option", "digits=1", "--task-option", "digits_b=1"]
-    argv += ["--k", "1", "--no-greedy", "--max-new-tokens", "2", "--distinct"]
+    argv += ["--k", "1", "--no-greedy", "--max-new-tokens", "2"]
+    eval_cli.main([*argv, "--num-problems", "40"])
+    assert len({multiplication.problem_key(p) for p in seen}) < len(seen) == 40
+    seen.clear()
+    argv.append("--distinct")
     eval_cli.main([*argv, "--num-problems", "40"])
     assert len({multiplication.problem_key(p) for p in seen}) == len(seen) == 40
     with pytest.raises(SystemExit, match=r"--distinct: only \d+ distinct problems"):

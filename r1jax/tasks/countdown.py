@@ -344,11 +344,6 @@ def _random_tree(numbers, rng: np.random.Generator):
     return pool[0][1]
 
 
-CHECK_PHRASE = "Hmm, wait, let me check: "
-"""Opens a ``verify`` trace's check of its equation (``wait,`` is a reflection marker of the
-trainer's default keywords, `r1jax.verifiers.reflection`)."""
-
-
 def _fmt(value: Fraction) -> str:
     return (
         str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
@@ -426,13 +421,15 @@ def reference_completion(
                     continue
                 lines.append(f"The equation is {_tree_text(attempt)}.")
                 lines.append(
-                    CHECK_PHRASE
+                    format_lib.CHECK_PHRASE
                     + ", then ".join(attempt_steps)
                     + f". {_fmt(value)} is not {int(target)}."
                 )
         lines.append(f"The equation is {answer}.")
         if method == "verify":
-            lines.append(CHECK_PHRASE + ", then ".join(steps) + f". That gives {int(target)}.")
+            lines.append(
+                format_lib.CHECK_PHRASE + ", then ".join(steps) + f". That gives {int(target)}."
+            )
         lines.append(f"</think> <answer>{answer}</answer>")
         return "\n".join(lines)
     if method == "search":

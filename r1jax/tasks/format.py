@@ -29,6 +29,10 @@ ANSWER_CLOSE = "</answer>"
 TAG_COUNT_STRINGS = ("<think>\n", "\n</think>\n", "\n<answer>\n", "\n</answer>")
 MODES = ("strict", "lenient", "tag_count")
 
+CHECK_PHRASE = "Hmm, wait, let me check: "
+"""Opens the self-check of a ``verify`` reference trace (countdown, knights_knaves); ``wait,``
+is a reflection marker of the trainer's default keywords (`r1jax.verifiers.reflection`)."""
+
 
 def tag_contents(text: str, open_tag: str, close_tag: str, *, dotall: bool = True) -> Iterator[str]:
     """Yields what ``re.finditer(open_tag + "(.*?)" + close_tag, text, flags)`` captures.

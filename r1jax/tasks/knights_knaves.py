@@ -427,11 +427,6 @@ def _reasoning_steps(statements, names, order_rng: np.random.Generator | None) -
     return lines
 
 
-CHECK_PHRASE = "Hmm, wait, let me check: "
-"""Opens a ``verify`` trace's check of its assignment (``wait,`` is a reflection marker of the
-trainer's default keywords, `r1jax.verifiers.reflection`)."""
-
-
 def _claim_text(names, statement) -> str:
     text = render_statement(names, statement)
     return "if" + text[2:] if text.startswith("If ") else text
@@ -472,11 +467,11 @@ def _stated_and_checked(statements, names, solution, rng, max_wrong: int, check:
             assignment = wrong[int(index)]
             steps, _ = _check_steps(statements, names, assignment)
             lines.append(f"The answer is: {_assignment_text(names, assignment)}.")
-            lines.append(CHECK_PHRASE + "; ".join(steps) + ". So this is wrong.")
+            lines.append(format_lib.CHECK_PHRASE + "; ".join(steps) + ". So this is wrong.")
     lines.append(f"The answer is: {_assignment_text(names, solution)}.")
     if check:
         steps, _ = _check_steps(statements, names, solution)
-        lines.append(CHECK_PHRASE + "; ".join(steps) + ". Everything fits.")
+        lines.append(format_lib.CHECK_PHRASE + "; ".join(steps) + ". Everything fits.")
     return lines
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from r1jax.tasks import countdown
+from r1jax.tasks import format as format_lib
 
 PROBLEM = {"numbers": [44, 19, 35], "target": 98}
 
@@ -162,12 +163,12 @@ def test_verify_traces_check_each_stated_equation_and_guess_traces_are_them_with
         )
         lines = trace.splitlines()
         stated = [line for line in lines if line.startswith("The equation is ")]
-        checks = [line for line in lines if line.startswith(countdown.CHECK_PHRASE)]
+        checks = [line for line in lines if line.startswith(format_lib.CHECK_PHRASE)]
         assert len(stated) == len(checks) >= 1 and reflection_count(trace) == len(checks)
         for equation_line, check in zip(stated, checks):
             equation = equation_line.removeprefix("The equation is ").removesuffix(".")
             value = countdown.evaluate_answer(equation, problem["numbers"])
-            last_step = check.removeprefix(countdown.CHECK_PHRASE).split(", then ")[-1]
+            last_step = check.removeprefix(format_lib.CHECK_PHRASE).split(", then ")[-1]
             assert last_step.split(". ")[0].endswith(f"= {countdown._fmt(value)}"), check
             if check is checks[-1]:
                 assert value == target and check.endswith(f"That gives {target}.")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from r1jax.tasks import format as format_lib
 from r1jax.tasks import knights_knaves as kk
 
 PROBLEM = {
@@ -152,12 +153,12 @@ def test_verify_traces_check_each_stated_assignment_and_guess_traces_are_them_wi
         text = kk.reference_completion(problem, np.random.default_rng(seed), method="verify")
         lines = text.splitlines()
         stated = [line for line in lines if line.strip().startswith("The answer is: ")]
-        checks = [line for line in lines if line.startswith(kk.CHECK_PHRASE)]
+        checks = [line for line in lines if line.startswith(format_lib.CHECK_PHRASE)]
         assert len(stated) == len(checks) and reflection_count(text) == len(checks)
         for said, check in zip(stated, checks):
             roles = said.strip().removeprefix("The answer is: ").removesuffix(".").split(", ")
             assignment = tuple(role.endswith("a knight") for role in roles)
-            steps = check.removeprefix(kk.CHECK_PHRASE).rsplit(". ", 1)[0].split("; ")
+            steps = check.removeprefix(format_lib.CHECK_PHRASE).rsplit(". ", 1)[0].split("; ")
             for person, step in enumerate(steps):
                 needed = "true" if assignment[person] else "false"
                 actual = "true" if kk.holds(statements[person], assignment) else "false"
