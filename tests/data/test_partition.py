@@ -122,7 +122,7 @@ def test_bad_heldout_fractions_are_config_errors_naming_the_key(overrides):
 
 
 def test_distinct_eval_holds_num_problems_different_held_out_problems():
-    """Without ``eval.distinct`` 500 draws from a held-out share of about 1,200 problems repeat some
+    """Without ``eval.distinct`` 500 draws from a held-out share of 1,226 problems repeat some
     problems; with it the set is 500 different held-out problems, drawn in record order."""
     config = smoke_config(
         "data.heldout_fraction=0.15", "eval.num_problems=500", "eval.distinct=false"
