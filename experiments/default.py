@@ -93,6 +93,7 @@ def get_config(arg=None):
         c.sampling.max_new_tokens = 16
         c.sft.steps = 2
         c.sft.batch_size = 2
+        c.sft.warmup_steps = 0
         c.eval.num_problems = 2
         c.eval.k = 2
         c.checkpoint.every = 1

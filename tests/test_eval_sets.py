@@ -89,6 +89,7 @@ def test_a_file_task_set_needs_held_out_problems(tmp_path):
     train_file = tmp_path / "train.jsonl"
     train_file.write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
     overrides = ["data.task=math", "data.source=jsonl", f"data.path={train_file}"]
+    overrides.append("data.heldout_fraction=0")  # a file holds out by eval.path, not by hash
     config = config_lib.load_config(DEFAULT, [*overrides, 'eval.sets={"math": {}}'])
     with pytest.raises(config_lib.ConfigError, match=r"eval\.sets\.math\.path"):
         views_of(config)

@@ -49,6 +49,7 @@ def test_tfds_source_trains_and_evaluates_with_budget_forcing(dataset, tmp_path)
         SMOKE,
         [
             "data.source=tfds",
+            "data.heldout_fraction=0",  # a file source holds out by eval.path
             f"data.path={dataset}",
             "sft.mode=none",
             "eval.num_problems=4",
