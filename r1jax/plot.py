@@ -1,7 +1,10 @@
-"""Training curves from ``metrics.jsonl``: ``python -m r1jax.plot WORKDIR [--out DIR]``.
+"""Training curves from ``metrics.jsonl``: ``python -m r1jax.plot WORKDIR [WORKDIR ...] [--out DIR]``.
 
 Writes one PNG per panel (reward, accuracy, response length, reflection, evaluation) with
 every matching metric as a line over steps. Panels whose metrics are absent are skipped.
+Several runs (seeds of one recipe, say) share each panel: one colour per run, one line style
+per metric, labelled ``RUN: metric`` by the run directory's name; ``--smooth N`` draws each
+training line as a trailing mean over ``N`` logged points (evaluations are never smoothed).
 Metrics are matched by name (see the naming convention in :mod:`r1jax.metrics`); ``*/std``,
 ``*/min`` and ``*/max`` companions are left out to keep the plots readable.
 
@@ -133,40 +136,82 @@ def plot_budget_sweep(workdir: str, out_dir: str, *, dpi: int = 100) -> str | No
     return target
 
 
-def plot_metrics(workdir: str, out_dir: str | None = None, *, dpi: int = 100) -> list[str]:
+def run_labels(workdirs: Sequence[str]) -> list[str]:
+    """Each run's label: its directory's name, or its whole path where two names coincide."""
+    names = [os.path.basename(os.path.normpath(w)) for w in workdirs]
+    return [w if names.count(n) > 1 else n for w, n in zip(workdirs, names, strict=True)]
+
+
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """The mean of each value and the ``window - 1`` before it (fewer at the start), skipping
+    non-finite values.
+
+      >>> trailing_mean([1.0, 3.0, 5.0, float("nan"), 7.0], 2)
+      [1.0, 2.0, 4.0, 5.0, 7.0]
+    """
+    out = []
+    for index in range(len(values)):
+        finite = [v for v in values[max(0, index - window + 1) : index + 1] if math.isfinite(v)]
+        out.append(sum(finite) / len(finite) if finite else float("nan"))
+    return out
+
+
+def plot_metrics(
+    workdir: str | Sequence[str],
+    out_dir: str | None = None,
+    *,
+    smooth: int = 1,
+    dpi: int = 100,
+) -> list[str]:
     """Writes the PNG panels for ``workdir/metrics.jsonl`` (and ``budget_forcing.png`` for a
     budget sweep in ``workdir/summary.json``) and returns their paths.
 
     Args:
-      workdir: run directory holding ``metrics.jsonl``.
-      out_dir: where to write the PNGs; defaults to ``workdir/plots``.
+      workdir: run directory holding ``metrics.jsonl``, or several, drawn on the same panels.
+      out_dir: where to write the PNGs; defaults to ``workdir/plots`` (required for several
+        runs).
+      smooth: trailing mean over this many logged points for the training panels (1: none).
       dpi: resolution.
 
     Raises:
-      FileNotFoundError: there is no ``metrics.jsonl`` in ``workdir``.
+      FileNotFoundError: there is no ``metrics.jsonl`` in a run directory.
+      ValueError: several runs without ``out_dir``, or ``smooth < 1``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    path = os.path.join(workdir, metrics_lib.METRICS_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no {metrics_lib.METRICS_FILE} in {workdir}")
-    all_series = series(metrics_lib.read_metrics(workdir))
-    out_dir = out_dir or os.path.join(workdir, "plots")
+    workdirs = [workdir] if isinstance(workdir, str) else list(workdir)
+    if not workdirs:
+        raise ValueError("no run directory to plot")
+    if len(workdirs) > 1 and out_dir is None:
+        raise ValueError("several runs need an output directory (--out)")
+    if smooth < 1:
+        raise ValueError(f"smooth={smooth}: must be at least 1")
+    runs = {}
+    for label, run_dir in zip(run_labels(workdirs), workdirs, strict=True):
+        path = os.path.join(run_dir, metrics_lib.METRICS_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no {metrics_lib.METRICS_FILE} in {run_dir}")
+        runs[label] = series(metrics_lib.read_metrics(run_dir))
+    out_dir = out_dir or os.path.join(workdirs[0], "plots")
     os.makedirs(out_dir, exist_ok=True)
-    claimed: set[str] = set()
     written = []
-    sweep = plot_budget_sweep(workdir, out_dir, dpi=dpi)
-    if sweep is not None:
-        written.append(sweep)
+    if len(workdirs) == 1:
+        sweep = plot_budget_sweep(workdirs[0], out_dir, dpi=dpi)
+        if sweep is not None:
+            written.append(sweep)
+    all_names = {name for run in runs.values() for name in run}
+    colours = [f"C{index % 10}" for index in range(len(runs))]
+    styles = ("-", "--", ":", "-.")
+    claimed: set[str] = set()
     for file_name, title, y_label, pattern in PANELS:
         names = sorted(
             name
-            for name in all_series
+            for name in all_names
             if name not in claimed
             and re.search(pattern, name)
             and not name.endswith(_HIDDEN_SUFFIXES)
-            and any(math.isfinite(v) for v in all_series[name][1])
+            and any(math.isfinite(v) for run in runs.values() for v in run.get(name, ((), ()))[1])
         )
         if not names:
             continue
@@ -174,10 +219,20 @@ def plot_metrics(workdir: str, out_dir: str | None = None, *, dpi: int = 100) ->
         figure = Figure(figsize=(7, 4), dpi=dpi)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
-        for name in names:
-            steps, values = all_series[name]
-            axes.plot(steps, values, label=name, marker="." if len(steps) < 30 else None)
-        axes.set_title(title)
+        for colour, (run_label, run) in zip(colours, runs.items(), strict=True):
+            for index, name in enumerate(n for n in names if n in run):
+                steps, values = run[name]
+                if file_name != "eval" and smooth > 1:
+                    values = trailing_mean(values, smooth)
+                axes.plot(
+                    steps,
+                    values,
+                    label=name if len(runs) == 1 else f"{run_label}: {name}",
+                    marker="." if len(steps) < 30 else None,
+                    color=colour if len(runs) > 1 else None,
+                    linestyle=styles[index % len(styles)] if len(runs) > 1 else "-",
+                )
+        axes.set_title(title if smooth == 1 else f"{title} (trailing mean of {smooth})")
         axes.set_xlabel("step")
         axes.set_ylabel(y_label)
         axes.grid(alpha=0.3)
@@ -193,17 +248,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m r1jax.plot", description="Plot training curves from metrics.jsonl."
     )
-    parser.add_argument("workdir", help="run directory with metrics.jsonl")
-    parser.add_argument("--out", default=None, help="output directory (default WORKDIR/plots)")
+    parser.add_argument("workdir", nargs="+", help="run directories with metrics.jsonl")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output directory (default WORKDIR/plots; several runs: required)",
+    )
+    parser.add_argument(
+        "--smooth", type=int, default=1, help="trailing mean over N logged points (default 1)"
+    )
     args = parser.parse_args(argv)
     try:
-        paths = plot_metrics(args.workdir, args.out)
+        paths = plot_metrics(args.workdir, args.out, smooth=args.smooth)
     except (FileNotFoundError, ValueError) as e:
         parser.exit(1, f"error: {e}\n")
     for path in paths:
         print(path)
     if not paths:
-        print(f"no plottable metrics in {args.workdir}")
+        print(f"no plottable metrics in {', '.join(args.workdir)}")
     return 0
 
 

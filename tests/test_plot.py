@@ -88,3 +88,48 @@ def test_command_line(tmp_path):
         check=False,
     )
     assert missing.returncode == 1 and "no metrics.jsonl" in missing.stderr
+
+
+def test_several_runs_share_each_panel_labelled_by_run(tmp_path):
+    for seed in ("seed0", "seed1"):
+        _write_metrics(tmp_path / seed, with_eval=seed == "seed0")
+    paths = plot.plot_metrics([str(tmp_path / "seed0"), str(tmp_path / "seed1")], str(tmp_path))
+    assert sorted(os.path.basename(p) for p in paths) == [
+        "accuracy.png",
+        "eval.png",  # one run's evaluations are enough for the panel
+        "reflection.png",
+        "response_length.png",
+        "reward.png",
+    ]
+    assert plot.run_labels(["a/run", "b/run", "c/other/"]) == ["a/run", "b/run", "other"]
+
+
+def test_several_runs_need_an_output_directory(tmp_path):
+    _write_metrics(tmp_path / "a")
+    _write_metrics(tmp_path / "b")
+    with pytest.raises(ValueError, match="--out"):
+        plot.plot_metrics([str(tmp_path / "a"), str(tmp_path / "b")])
+    with pytest.raises(ValueError, match="smooth=0"):
+        plot.plot_metrics(str(tmp_path / "a"), smooth=0)
+
+
+def test_smoothing_is_a_trailing_mean_that_skips_nonfinite_points():
+    assert plot.trailing_mean([2.0, 4.0, 6.0, 8.0], 3) == [2.0, 3.0, 4.0, 6.0]
+    assert plot.trailing_mean([1.0, float("nan"), 3.0], 1)[2] == 3.0
+    assert math.isnan(plot.trailing_mean([float("nan")], 4)[0])
+
+
+def test_command_line_takes_several_runs_and_smoothing(tmp_path):
+    _write_metrics(tmp_path / "a")
+    _write_metrics(tmp_path / "b")
+    command = [sys.executable, "-m", "r1jax.plot", str(tmp_path / "a"), str(tmp_path / "b")]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path / "figs"), "--smooth", "3"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert os.path.exists(tmp_path / "figs" / "response_length.png")
+    without_out = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert without_out.returncode == 1 and "--out" in without_out.stderr
