@@ -1,4 +1,5 @@
-"""Test-wide settings: 8 simulated CPU devices, so sharded code runs on one host."""
+"""Test-wide settings: 8 simulated CPU devices, so sharded code runs on one host; slow tests
+start first; whole-recipe tests run only when asked for."""
 
 import gc
 import os
@@ -31,3 +32,22 @@ def _release_compiled_programs():
     if os.path.exists("/proc/self/statm") and _resident_bytes() > RELEASE_ABOVE_BYTES:
         jax.clear_caches()
         gc.collect()
+
+
+RECIPE_TESTS_VARIABLE = "R1JAX_RECIPE_TESTS"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips ``recipe`` tests unless ``R1JAX_RECIPE_TESTS=1``, and starts ``slow`` tests first.
+
+    A whole CPU recipe takes about 15 minutes of a 2-core machine, more than the suite's time
+    budget leaves; it runs where it is asked for. Slow tests first: the workers (``-n auto``,
+    work stealing) then run the long tests beside the short ones instead of one long test alone
+    at the end. The order is deterministic, as xdist needs.
+    """
+    if os.environ.get(RECIPE_TESTS_VARIABLE) != "1":
+        skip = pytest.mark.skip(reason=f"a whole CPU recipe: set {RECIPE_TESTS_VARIABLE}=1")
+        for item in items:
+            if item.get_closest_marker("recipe") is not None:
+                item.add_marker(skip)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
