@@ -135,7 +135,9 @@ def user_message(problem: dict) -> str:
     )
 
 
-REFERENCE_METHODS = ("partial_products", "long", "long_split")
+REFERENCE_METHODS = ("partial_products", "long", "long_split", "verify")
+VERIFY_MISS_RATE = 0.5
+"""How often a ``verify`` trace's stated answer is a near miss that its check corrects."""
 
 
 def _long_multiplication(a: int, b: int, method: str) -> list[str]:
@@ -207,31 +209,69 @@ def _column_arithmetic(a: int, b: int, operator: str) -> list[str]:
     return lines
 
 
+def _near_miss(value: int, rng: np.random.Generator) -> int:
+    """``value`` with one digit changed (never a leading zero): a plausible wrong guess."""
+    digits = list(str(abs(value)))
+    place = int(rng.integers(len(digits)))
+    choices = [
+        d for d in "0123456789" if d != digits[place] and (place or d != "0" or len(digits) == 1)
+    ]
+    digits[place] = choices[int(rng.integers(len(choices)))]
+    return int("".join(digits)) * (-1 if value < 0 else 1)
+
+
+def _checked_guess(a: int, b: int, rng: np.random.Generator, miss_rate: float) -> list[str]:
+    """An answer stated first, then checked by ``long_split`` working and kept or corrected."""
+    product = a * b
+    guess = _near_miss(product, rng) if rng.random() < miss_rate else product
+    work = _long_multiplication(a, b, "long_split")
+    lines = [work[0], f"The answer is {guess}.", format_lib.CHECK_PHRASE + work[1], *work[2:]]
+    if guess == product:
+        lines.append(f"{guess} is right.")
+    else:
+        lines.append(f"{guess} is wrong, so the answer is {product}.")
+    return lines
+
+
 def reference_completion(
-    problem: dict, rng: np.random.Generator | None = None, *, method: str = "partial_products"
+    problem: dict,
+    rng: np.random.Generator | None = None,
+    *,
+    method: str = "partial_products",
+    miss_rate: float = VERIFY_MISS_RATE,
 ) -> str:
     """A worked solution after the prompt's ``<think>``, ending ``</think> <answer>N</answer>``.
 
     Args:
       problem: an arithmetic problem.
-      rng: unused (the derivation is deterministic); kept for a uniform signature.
+      rng: draws the stated answer of ``"verify"``; ``None`` uses a fixed seed. The other
+        methods are deterministic.
       method: for ``*``: ``"partial_products"`` (one product per digit of ``b``, then their sum),
         ``"long"`` (digit by digit with carries, then the sum of the rows; a one-digit ``b``
-        ends at its row) or ``"long_split"`` (``"long"`` with each digit's step written as
-        the table fact and then the carry's addition, ``9 * 8 = 72, 72 + carry 3 = 75``);
-        ``+`` and ``-`` always use column arithmetic.
+        ends at its row), ``"long_split"`` (``"long"`` with each digit's step written as
+        the table fact and then the carry's addition, ``9 * 8 = 72, 72 + carry 3 = 75``) or
+        ``"verify"`` (an answer stated first, as a direct guess would, then checked after
+        "Hmm, wait, let me check:" by the ``"long_split"`` working, and kept or corrected); a
+        warm start that mixes ``"verify"`` with direct answers has a self-verification rate for
+        RL to amplify. ``+`` and ``-`` always use column arithmetic.
+      miss_rate: for ``"verify"``: the chance that the stated answer is a near miss (one digit
+        changed) that the check corrects.
 
     Example:
       >>> problem = {"a": 347, "b": 26, "operator": "*", "target": 9022}
       >>> verify(reference_completion(problem, method="long"), problem).correct
       True
     """
-    del rng
     if method not in REFERENCE_METHODS:
         raise ValueError(f"method must be one of {REFERENCE_METHODS}, got {method!r}")
+    if not 0.0 <= miss_rate <= 1.0:
+        raise ValueError(f"miss_rate must be in [0, 1], got {miss_rate}")
     a, b = int(problem["a"]), int(problem["b"])
     operator = problem.get("operator", "*")
-    if operator == "*":
+    if operator == "*" and method == "verify":
+        rng = np.random.default_rng(0) if rng is None else rng
+        lines = _checked_guess(a, b, rng, miss_rate)
+    elif operator == "*":
         lines = _long_multiplication(a, b, method)
     else:
         lines = _column_arithmetic(a, b, operator)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from r1jax.tasks import multiplication
+from r1jax.verifiers.reflection import reflection_count
 
 PROBLEM = {"a": 12, "b": 34, "operator": "*", "target": 408}
 
@@ -101,3 +102,43 @@ def test_long_split_trace_writes_the_table_fact_then_adds_the_carry():
         "So 347 * 6 = 2082.\n"
         "</think> <answer>2082</answer>"
     )
+
+
+def test_verify_trace_states_an_answer_then_checks_it_with_the_split_working():
+    problem = {"a": 347, "b": 6, "operator": "*", "target": 2082}
+    kept = multiplication.reference_completion(
+        problem, np.random.default_rng(0), method="verify", miss_rate=0.0
+    )
+    assert kept == (
+        " I need to compute 347 * 6.\n"
+        "The answer is 2082.\n"
+        "Hmm, wait, let me check: 7 * 6 = 42, 42 + carry 0 = 42, write 2, carry 4.\n"
+        "4 * 6 = 24, 24 + carry 4 = 28, write 8, carry 2.\n"
+        "3 * 6 = 18, 18 + carry 2 = 20, write 0, carry 2.\n"
+        "So 347 * 6 = 2082.\n"
+        "2082 is right.\n"
+        "</think> <answer>2082</answer>"
+    )
+    assert reflection_count(kept) > 0
+
+
+def test_verify_trace_corrects_a_near_miss_one_digit_off():
+    rng = np.random.default_rng(0)
+    for a, b in [(347, 6), (999, 9), (100, 1), (25, 4), (123, 45)]:
+        problem = {"a": a, "b": b, "operator": "*", "target": a * b}
+        text = multiplication.reference_completion(problem, rng, method="verify", miss_rate=1.0)
+        stated = int(text.splitlines()[1].removeprefix("The answer is ").rstrip("."))
+        assert stated != a * b and len(str(stated)) == len(str(a * b))  # no leading zero
+        assert sum(x != y for x, y in zip(str(stated), str(a * b), strict=True)) == 1
+        assert f"{stated} is wrong, so the answer is {a * b}." in text
+        assert multiplication.verify(text, problem).correct
+
+
+def test_verify_traces_mix_kept_and_corrected_answers_and_check_the_miss_rate():
+    rng = np.random.default_rng(3)
+    problem = {"a": 512, "b": 7, "operator": "*", "target": 3584}
+    texts = [multiplication.reference_completion(problem, rng, method="verify") for _ in range(200)]
+    corrected = sum("is wrong" in text for text in texts)
+    assert 70 < corrected < 130  # VERIFY_MISS_RATE = 0.5
+    with pytest.raises(ValueError, match="miss_rate"):
+        multiplication.reference_completion(problem, rng, method="verify", miss_rate=1.5)
