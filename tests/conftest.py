@@ -1,12 +1,24 @@
-"""Test-wide settings: 8 simulated CPU devices, so sharded code runs on one host; slow tests
-start first; whole-recipe tests run only when asked for."""
+"""Test-wide settings: 8 simulated CPU devices, so sharded code runs on one host; compiled
+programs shared through a persistent cache; slow tests start first; whole-recipe tests run only
+when asked for."""
 
 import gc
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Many tests compile the same programs (every smoke run of the default experiment, in each
+# xdist worker and in the command-line tests' subprocesses, which inherit these variables).
+# jax's persistent cache serves a repeat from disk: 116.7 s -> 87.8 s on three such test files.
+# The size limit turns on jax's file lock, so workers never read a half-written entry. An
+# empty JAX_COMPILATION_CACHE_DIR turns the cache off.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "r1jax-tests-jax-cache")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 2**30))
 
 import jax  # after the environment is set
 import pytest
