@@ -46,6 +46,8 @@ PANELS = (
     ("reflection", "Self-reflection", "rate", r"^(?!eval/)(reflect|ssr_|acc_given_reflect)"),
 )
 _HIDDEN_SUFFIXES = ("/std", "/min", "/max", "_tie_rate")
+LEGEND_INSIDE_MAX = 6
+"""Panels with more lines than this put their legend beside the axes."""
 
 
 def _number(value: Any) -> float | None:
@@ -222,7 +224,7 @@ def plot_metrics(
         for colour, (run_label, run) in zip(colours, runs.items(), strict=True):
             for index, name in enumerate(n for n in names if n in run):
                 steps, values = run[name]
-                if file_name != "eval" and smooth > 1:
+                if smooth > 1 and file_name != "eval":
                     values = trailing_mean(values, smooth)
                 axes.plot(
                     steps,
@@ -232,11 +234,16 @@ def plot_metrics(
                     color=colour if len(runs) > 1 else None,
                     linestyle=styles[index % len(styles)] if len(runs) > 1 else "-",
                 )
-        axes.set_title(title if smooth == 1 else f"{title} (trailing mean of {smooth})")
+        smoothed = smooth > 1 and file_name != "eval"
+        axes.set_title(f"{title} (trailing mean of {smooth})" if smoothed else title)
         axes.set_xlabel("step")
         axes.set_ylabel(y_label)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
+        if len(axes.get_lines()) > LEGEND_INSIDE_MAX:  # beside the axes, not over the lines
+            figure.set_figwidth(10)
+            axes.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            axes.legend(fontsize="small")
         figure.tight_layout()
         target = os.path.join(out_dir, f"{file_name}.png")
         figure.savefig(target)

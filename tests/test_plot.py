@@ -33,6 +33,11 @@ def _is_png(path):
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def _png_width(path):
+    with open(path, "rb") as f:
+        return int.from_bytes(f.read(24)[16:20], "big")  # IHDR's width
+
+
 def test_plot_writes_a_png_per_present_panel(tmp_path):
     _write_metrics(tmp_path)
     paths = plot.plot_metrics(str(tmp_path), str(tmp_path / "out"))
@@ -102,6 +107,15 @@ def test_several_runs_share_each_panel_labelled_by_run(tmp_path):
         "reward.png",
     ]
     assert plot.run_labels(["a/run", "b/run", "c/other/"]) == ["a/run", "b/run", "other"]
+
+
+def test_a_crowded_panel_puts_its_legend_beside_the_axes(tmp_path):
+    runs = [str(tmp_path / f"seed{seed}") for seed in range(4)]
+    for run in runs:
+        _write_metrics(run)
+    paths = {os.path.basename(p): p for p in plot.plot_metrics(runs, str(tmp_path / "out"))}
+    assert _png_width(paths["eval.png"]) == 1000  # 8 lines: widened for the legend
+    assert _png_width(paths["accuracy.png"]) == 700  # 4 lines: legend inside
 
 
 def test_several_runs_need_an_output_directory(tmp_path):
