@@ -268,6 +268,7 @@ def eval_settings(config, tokenizer_: Tokenizer, stops: StopSettings) -> evaluat
             config.eval.budget_forcing, tokenizer_, max_new_tokens=max_new_tokens
         ),
         verifier_options=tuple(sorted(config.verifier.options.to_dict().items())),
+        reflection_keywords=config.logging.reflection_keywords,
     )
 
 

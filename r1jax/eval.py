@@ -44,7 +44,7 @@ from r1jax.data.from_config import DISTINCT_DRAWS_PER_PROBLEM, EVAL_SEED_OFFSET
 from r1jax.models import load_pretrained
 from r1jax.tasks import TASKS, resolve_task
 from r1jax.tokenizer import Tokenizer
-from r1jax.verifiers import VerifierPool
+from r1jax.verifiers import VerifierPool, reflection
 
 
 def _model_directory(path: str) -> str:
@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop", action="append", default=None, help="stop string(s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64, help="prompts per sampler call")
+    parser.add_argument(
+        "--reflection-keywords",
+        default="default",
+        choices=reflection.KEYWORD_SETS,
+        help="keyword set of reflect_rate (the training run's logging.reflection_keywords)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="verifier processes")
     parser.add_argument(
         "--verifier-timeout",
@@ -197,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pad_id=tokenizer.pad_token_id,
         ks=(1, args.k),
         budget_forcing=budget,
+        reflection_keywords=args.reflection_keywords,
     )
     prompt_fn = task.prompt  # the task's default wording, as data.template="" trains with
     if args.template:

@@ -48,7 +48,7 @@ from r1jax.sampling import sampler as sampler_lib
 from r1jax.sampling import stopping
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.tasks.verdict import Verdict
-from r1jax.verifiers import inprocess
+from r1jax.verifiers import inprocess, reflection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +76,9 @@ class EvalSettings:
       verifier_options: ``(name, value)`` keyword arguments of the task's ``verify`` (the run's
         ``verifier.options``, e.g. a math ``scoring`` rule), so held-out completions are
         graded by the rule the rewards use.
+      reflection_keywords: the keyword set of ``reflect_rate``
+        (`r1jax.verifiers.reflection.reflection_count`; the run's
+        ``logging.reflection_keywords``).
     """
 
     num_samples: int = 4
@@ -92,6 +95,7 @@ class EvalSettings:
     budget_forcing: budget_lib.BudgetForcing | None = None
     budget_sweep: tuple[tuple[int, int, budget_lib.BudgetForcing], ...] = ()
     verifier_options: tuple[tuple[str, Any], ...] = ()
+    reflection_keywords: str = "default"
 
 
 BUDGET_FORCING_MODES = ("none", "cap", "extend")
@@ -431,6 +435,8 @@ def evaluate(
     Returns:
       A dict with ``pass@1``, ``pass@{k}``, ``maj@{k}``, ``maj@{k}_tie_rate``,
       ``greedy_accuracy`` (when greedy), ``format_rate`` (well-formed fraction of samples),
+      ``reflect_rate`` (the fraction of samples with a self-reflection keyword, as the
+      trainer's ``reflection/reflect_rate`` counts them on rollouts),
       ``response_length`` and ``truncated_fraction`` of the samples, ``num_problems``,
       ``num_samples``, and ``examples``: a few ``(prompt, completion, correct)`` dicts. With
       budget forcing also ``thinking_length`` (mean thinking tokens, end of thinking
@@ -476,6 +482,9 @@ def evaluate(
     report = eval_metrics.evaluate_samples(correct, answers, ks=ks, greedy_correct=greedy_correct)
     results: dict[str, Any] = dict(report.means)
     results["format_rate"] = float(np.mean([v.well_formed for v in verdicts]))
+    results["reflect_rate"] = reflection.reflection_stats(
+        texts, correct.reshape(-1).tolist(), keywords=settings.reflection_keywords
+    )["reflect_rate"]
     results["response_length"] = float(lengths.mean())
     results["truncated_fraction"] = float(truncated.mean())
     results["num_problems"] = len(problems)
@@ -527,6 +536,8 @@ def format_summary(results: dict[str, Any], *, label: str = "eval") -> str:
     for name, value in results.items():
         if name.startswith(("pass@", "maj@")) and name != "pass@1" and "tie" not in name:
             parts.append(f"{name} {100 * value:.1f}%")
+    if "reflect_rate" in results:
+        parts.append(f"reflect {100 * results['reflect_rate']:.1f}%")
     count = (
         f"({results.get('num_problems', '?')} problems x {results.get('num_samples', '?')} samples)"
     )

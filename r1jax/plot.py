@@ -26,7 +26,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from r1jax import metrics as metrics_lib
@@ -43,7 +43,12 @@ PANELS = (
         r"^(?!eval/)((accuracy|acc)(/|_|$)|rollout/.+/accuracy$)",
     ),
     ("response_length", "Response length", "tokens", r"^(?!eval/).*(response_length|length/)"),
-    ("reflection", "Self-reflection", "rate", r"^(?!eval/)(reflect|ssr_|acc_given_reflect)"),
+    (
+        "reflection",
+        "Self-reflection",
+        "rate",
+        r"^(eval/)?(reflection/)?(reflect|ssr_|acc_given_reflect)",
+    ),
 )
 _HIDDEN_SUFFIXES = ("/std", "/min", "/max", "_tie_rate")
 LEGEND_INSIDE_MAX = 6
@@ -138,6 +143,28 @@ def plot_budget_sweep(workdir: str, out_dir: str, *, dpi: int = 100) -> str | No
     return target
 
 
+def panel_metrics(names: Iterable[str]) -> list[list[str]]:
+    """The metric names each of `PANELS` draws, in panel order (a name goes to the first panel
+    whose pattern it matches; ``*/std``-style companions to none).
+
+      >>> panel_metrics(["eval/pass@1", "eval/reflect_rate", "reflection/reflect_rate", "loss"])
+      [['eval/pass@1'], [], [], [], ['eval/reflect_rate', 'reflection/reflect_rate']]
+    """
+    claimed: set[str] = set()
+    out = []
+    for _, _, _, pattern in PANELS:
+        chosen = sorted(
+            name
+            for name in names
+            if name not in claimed
+            and re.search(pattern, name)
+            and not name.endswith(_HIDDEN_SUFFIXES)
+        )
+        claimed.update(chosen)
+        out.append(chosen)
+    return out
+
+
 def run_labels(workdirs: Sequence[str]) -> list[str]:
     """Each run's label: its directory's name, or its whole path where two names coincide."""
     names = [os.path.basename(os.path.normpath(w)) for w in workdirs]
@@ -202,22 +229,17 @@ def plot_metrics(
         sweep = plot_budget_sweep(workdirs[0], out_dir, dpi=dpi)
         if sweep is not None:
             written.append(sweep)
-    all_names = {name for run in runs.values() for name in run}
+    plotted = {
+        name
+        for run in runs.values()
+        for name, (_, values) in run.items()
+        if any(math.isfinite(v) for v in values)
+    }
     colours = [f"C{index % 10}" for index in range(len(runs))]
     styles = ("-", "--", ":", "-.")
-    claimed: set[str] = set()
-    for file_name, title, y_label, pattern in PANELS:
-        names = sorted(
-            name
-            for name in all_names
-            if name not in claimed
-            and re.search(pattern, name)
-            and not name.endswith(_HIDDEN_SUFFIXES)
-            and any(math.isfinite(v) for run in runs.values() for v in run.get(name, ((), ()))[1])
-        )
+    for (file_name, title, y_label, _), names in zip(PANELS, panel_metrics(plotted), strict=True):
         if not names:
             continue
-        claimed.update(names)
         figure = Figure(figsize=(7, 4), dpi=dpi)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()

@@ -1,6 +1,7 @@
 """Tests for r1jax.evaluate and the ``python -m r1jax.eval`` command line."""
 
 import jax
+import numpy as np
 import pytest
 
 from r1jax import eval as eval_cli
@@ -73,3 +74,45 @@ def test_eval_command_line_reads_an_exported_model(model, tmp_path, capsys):
 def test_eval_command_line_rejects_a_directory_without_a_model(tmp_path):
     with pytest.raises(SystemExit, match="neither a model directory"):
         eval_cli.main(["--checkpoint", str(tmp_path), "--task", "multiplication"])
+
+
+def test_evaluate_reports_the_samples_reflection_rate(monkeypatch):
+    problems = [{"a": 12, "b": 3, "operator": "*", "target": 36}] * 2
+    texts = [
+        "The answer is 35. Hmm, wait, let me check: 36.</think> <answer>36</answer>",
+        "</think> <answer>36</answer>",
+        "</think> <answer>35</answer>",
+        "Let me double-check: 12 * 3 = 36.</think> <answer>36</answer>",
+    ]
+
+    def fixed_completions(*args, **kwargs):
+        return evaluate.Completions(
+            texts=texts,
+            tokens=[[1]] * 4,
+            lengths=np.full(4, 9),
+            truncated=np.zeros(4, bool),
+            thinking_lengths=None,
+            capped=None,
+            num_ignored=None,
+        )
+
+    monkeypatch.setattr(evaluate, "sample_completions", fixed_completions)
+    settings = evaluate.EvalSettings(num_samples=2, greedy=False, ks=(1, 2))
+    results = evaluate.evaluate(
+        None,
+        None,
+        _Encoder(),
+        problems,
+        task="multiplication",
+        prompt_fn=lambda problem: "prompt",
+        key=jax.random.key(0),
+        settings=settings,
+    )
+    assert results["pass@1"] == 0.75
+    assert results["reflect_rate"] == 0.5  # "wait," and "double-check": 2 of 4 samples
+    assert "reflect 50.0%" in evaluate.format_summary(results)
+
+
+class _Encoder:
+    def encode(self, text):
+        return [1, 2]
