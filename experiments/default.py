@@ -38,14 +38,23 @@ AMX; jax 0.10.2, float32), one run at a time with nothing else running,
     4     32.0 / 70.2 / 41.2  88.5 / 91.6 / 88.8  +56.5        17 min 5 s (a slower hour)
 
 The runs are deterministic given the seed. Seed 4's warm-start steps took 0.51-0.76 s against
-seed 0's 0.41-0.49 s (same code and shapes, a slower hour on the shared machine). Not yet run
-with this recipe: the float-rounding changes ``--config.sft.bucket_step=32`` and
-``--config.optim.micro_batch_size=16`` on seeds 0-2.
+seed 0's 0.41-0.49 s (same code and shapes, a slower hour on the shared machine).
 
-Expected: pass@1 rises by 24 to 57 points on seeds 0-4, to 71-93%, in 12 to 14 minutes on such
-a machine (about 0.43 s per warm-start step and 1.4 s per RL step, the medians of seed 0's
-logged steps). README ("The default
-experiment") says how the recipe got here: why the earlier one (GRPO, a 900-step constant-lr
+Rounding-only changes. ``--config.sft.bucket_step=32`` pads every warm-start batch to the
+same width as the default 64 (256: each batch holds a ``long_split`` example, 227-242 tokens
+with its prompt), so it is the same run: seed 0's was bitwise equal (41.5 -> 92.8).
+``--config.optim.micro_batch_size=16`` does change the rounding (every batch summed in
+micro-batches of 16 rows):
+
+    seed  after SFT           after RL            pass@1 gain  wall time
+    0     43.9 / 76.8 / 51.2  91.7 / 94.8 / 93.0  +47.9        12 min 41 s
+    1     41.4 / 73.0 / 48.2  87.8 / 92.0 / 88.6  +46.3        14 min 57 s
+    2     38.8 / 68.0 / 44.2  75.5 / 82.0 / 75.8  +36.7        19 min 57 s (a slower hour)
+
+Expected: pass@1 rises by 24 to 57 points on seeds 0-4 (37 to 48 with micro-batches of 16), to
+71-93%, in 12 to 14 minutes on such a machine (about 0.43 s per warm-start step and 1.4 s per
+RL step, the medians of seed 0's logged steps; 17-20 minutes in the slower hours above).
+README ("The default experiment") says how the recipe got here: why the earlier one (GRPO, a 900-step constant-lr
 warm start on one-step digit products) was fragile, and what each change fixed, with the runs
 that showed it.
 
