@@ -150,6 +150,7 @@ def panel_metrics(names: Iterable[str]) -> list[list[str]]:
       >>> panel_metrics(["eval/pass@1", "eval/reflect_rate", "reflection/reflect_rate", "loss"])
       [['eval/pass@1'], [], [], [], ['eval/reflect_rate', 'reflection/reflect_rate']]
     """
+    names = list(names)  # read once per panel
     claimed: set[str] = set()
     out = []
     for _, _, _, pattern in PANELS:
@@ -192,8 +193,9 @@ def plot_metrics(
     smooth: int = 1,
     dpi: int = 100,
 ) -> list[str]:
-    """Writes the PNG panels for ``workdir/metrics.jsonl`` (and ``budget_forcing.png`` for a
-    budget sweep in ``workdir/summary.json``) and returns their paths.
+    """Writes the PNG panels for ``workdir/metrics.jsonl`` (and, for one run, ``budget_forcing.png``
+    for a budget sweep in ``workdir/summary.json``; several runs get no sweep plot) and returns
+    their paths.
 
     Args:
       workdir: run directory holding ``metrics.jsonl``, or several, drawn on the same panels.
