@@ -40,7 +40,7 @@ from r1jax.models.hf import (
     load_pretrained,
     save_pretrained,
 )
-from r1jax.models.kv_cache import KVCache
+from r1jax.models.kv_cache import CacheTier, KVCache
 from r1jax.models.transformer import (
     abstract_params,
     forward,
@@ -53,6 +53,7 @@ from r1jax.models.transformer import (
 
 __all__ = [
     "MODEL_PRESETS",
+    "CacheTier",
     "GenerationConfig",
     "KVCache",
     "ModelConfig",

@@ -143,3 +143,30 @@ class KVCache:
             valid=logical_sharding(mesh, cls.VALID_AXES, rules, shape=(batch_size, max_length)),
             end=logical_sharding(mesh, cls.END_AXES, rules, shape=()),
         )
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class CacheTier:
+    """An older band of cache columns that ``C`` rows of a one-token decode step also attend
+    over (read-only; `r1jax.models.layers.attend_tiered`).
+
+    The continuous sampler (`r1jax.sampling.continuous`) attends every row over its newest
+    columns (the `KVCache` it passes) and only the rows that reach further back over the older
+    bands, so a step reads far less than every row's whole cache.
+
+    Attributes:
+      rows: ``[C]`` int32, the distinct batch rows the tier rows belong to.
+      keys: one ``[C, K, Dh, W]`` buffer per layer.
+      values: one ``[C, K, W, Dh]`` buffer per layer.
+      valid: ``[C, W]`` bool; all False for a padding row.
+    """
+
+    rows: jax.Array
+    keys: tuple[jax.Array, ...]
+    values: tuple[jax.Array, ...]
+    valid: jax.Array
+
+    def layer(self, index: int) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        """``(rows, keys, values, valid)`` of layer ``index``."""
+        return self.rows, self.keys[index], self.values[index], self.valid

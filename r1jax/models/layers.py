@@ -38,6 +38,7 @@ from r1jax.sharding import ShardingRules, constrain
 # Large but finite, so a query row whose keys are all masked (a left-pad position) gives a
 # uniform softmax instead of NaN.
 MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
+HIGHEST = lax.Precision.HIGHEST
 
 
 def _dot(x: jax.Array, w: jax.Array) -> jax.Array:
@@ -452,6 +453,102 @@ def _attend_one_query(
     return out.reshape(batch, 1, num_heads, head_dim).astype(dtype)  # [B, 1, H, Dh]
 
 
+def _one_query_partial(
+    q: jax.Array, keys: jax.Array, values: jax.Array, valid: jax.Array, dtype: jnp.dtype
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One query per row over some of its keys, unnormalised (a flash-attention partial).
+
+    Args:
+      q: ``[B, K, G, Dh]`` queries grouped by KV head.
+      keys: ``[B, K, Dh, T]``; values: ``[B, K, T, Dh]``.
+      valid: ``[B, T]`` bool.
+      dtype: the dtype of the two products.
+
+    Returns:
+      ``out [B, K, G, Dh]`` float32 (``sum_t w_t v_t``), ``top [B, K, G]`` (the largest valid
+      score, ``MASK_VALUE`` where none) and ``total [B, K, G]`` (``sum_t w_t``) with
+      ``w_t = exp(score_t - top)`` on valid keys and 0 elsewhere.
+    """
+    head_dim = q.shape[-1]
+    scores = jnp.einsum(
+        "bkgd,bkdt->bkgt", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
+    )  # [B, K, G, T]
+    scores = scores * np.float32(head_dim**-0.5)
+    keep = valid[:, None, None, :]
+    scores = jnp.where(keep, scores, MASK_VALUE)
+    top = jnp.max(scores, axis=-1)  # [B, K, G]
+    weights = jnp.where(keep, jnp.exp(scores - top[..., None]), 0.0)  # [B, K, G, T]
+    out = jnp.einsum(
+        "bkgt,bktd->bkgd",
+        weights.astype(dtype),
+        values.astype(dtype),
+        preferred_element_type=jnp.float32,
+    )  # [B, K, G, Dh]
+    return out, top, jnp.sum(weights, axis=-1)
+
+
+def attend_tiered(
+    q: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    valid: jax.Array,
+    tiers: tuple[tuple[jax.Array, jax.Array, jax.Array, jax.Array], ...],
+    dtype: jnp.dtype,
+) -> jax.Array:
+    """One query per row over its newest keys and, for some rows, older bands of keys.
+
+    Every row attends over ``keys``/``values`` (masked by ``valid``); tier ``j`` adds its
+    ``C_j`` rows' older columns. The partial softmaxes are merged exactly (each scaled by
+    ``exp(top - max top)``), so the result is the attention over the union of the columns,
+    up to float rounding. Used by the continuous sampler's decode
+    (`r1jax.sampling.continuous`), which keeps most rows' attention short.
+
+    Args:
+      q: ``[B, 1, H, Dh]`` queries (after RoPE).
+      keys: ``[B, K, Dh, A]``; values: ``[B, K, A, Dh]``; valid: ``[B, A]`` bool.
+      tiers: ``(rows [C], keys [C, K, Dh, W], values [C, K, W, Dh], valid [C, W])`` per tier;
+        ``rows`` are the distinct batch rows the tier's rows belong to (a padding row has no
+        valid column).
+      dtype: compute dtype of the model (the products run in it, or in float32 for float32
+        keys).
+
+    Returns:
+      ``[B, 1, H, Dh]`` in ``dtype``.
+    """
+    batch, _, num_heads, head_dim = q.shape
+    num_kv_heads = keys.shape[1]
+    out_dtype = dtype
+    dtype = jnp.promote_types(dtype, keys.dtype)
+    q = q.reshape(batch, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B, K, G, Dh]
+    out, top, total = _one_query_partial(q, keys, values, valid, dtype)
+    # Each tier's rows are moved to and from the batch by one-hot products ([C, B]; exact at
+    # the highest precision, and far faster on CPU than scatters).
+    partials = []
+    for rows, tier_keys, tier_values, tier_valid in tiers:
+        owner = rows[:, None] == jnp.arange(batch)[None, :]  # [C, B]
+        tier_out, tier_top, tier_total = _one_query_partial(
+            q[rows], tier_keys, tier_values, tier_valid, dtype
+        )
+        partials.append((owner, tier_out, tier_top, tier_total))
+    best = top  # [B, K, G]: the largest score of each row over all its columns
+    for owner, _, tier_top, _ in partials:
+        spread = jnp.where(owner[:, :, None, None], tier_top[:, None], MASK_VALUE)  # [C,B,K,G]
+        best = jnp.maximum(best, jnp.max(spread, axis=0))
+    scale = jnp.exp(top - best)  # [B, K, G]
+    out, total = out * scale[..., None], total * scale
+    for owner, tier_out, tier_top, tier_total in partials:
+        owner = owner.astype(jnp.float32)
+        tier_scale = jnp.exp(
+            tier_top - jnp.einsum("cb,bkg->ckg", owner, best, precision=HIGHEST)
+        )  # [C, K, G]
+        out = out + jnp.einsum(
+            "cb,ckgd->bkgd", owner, tier_out * tier_scale[..., None], precision=HIGHEST
+        )
+        total = total + jnp.einsum("cb,ckg->bkg", owner, tier_total * tier_scale, precision=HIGHEST)
+    out = out / jnp.where(total > 0, total, 1.0)[..., None]
+    return out.reshape(batch, 1, num_heads, head_dim).astype(out_dtype)
+
+
 # The leaves a LoRA adapter adds to a projection's params (`r1jax.models.lora.combine`).
 LORA_A = "lora_a"  # [*in, r]
 LORA_B = "lora_b"  # [r, *out], already scaled by alpha / r
@@ -569,6 +666,7 @@ class Attention(nn.Module):
         mask: jax.Array,
         layer_cache: tuple[jax.Array, jax.Array] | None = None,
         end: jax.Array | None = None,
+        tiers: tuple = (),
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         """Attends ``x`` over itself, or writes it to the cache and attends over the cache.
 
@@ -581,6 +679,8 @@ class Attention(nn.Module):
             the fused kernel of ``config.attention`` (`causal_attention`).
           layer_cache: this layer's ``([B, K, Dh, Smax], [B, K, Smax, Dh])`` buffers, or None.
           end: ``[]`` int32, the first slot to write (with a cache).
+          tiers: older key bands some rows also attend over (one new token with a cache;
+            `attend_tiered`): ``(rows, keys, values, valid)`` per tier, this layer's buffers.
 
         Returns:
           The ``[B, S, D]`` output and the updated layer cache (None without one).
@@ -621,7 +721,9 @@ class Attention(nn.Module):
             keys = lax.slice_in_dim(cache_keys, 0, length, axis=3)  # [B, K, Dh, A]
             values = lax.slice_in_dim(cache_values, 0, length, axis=2)  # [B, K, A, Dh]
 
-        if fused_out is None:
+        if tiers:
+            out = attend_tiered(q, keys, values, mask[:, 0], tiers, cfg.compute_dtype)
+        elif fused_out is None:
             out = attend(q, keys, values, mask, cfg.compute_dtype)  # [B, S, H, Dh]
         else:
             out = fused_out.astype(cfg.compute_dtype)  # [B, S, H, Dh]
@@ -666,13 +768,14 @@ class Block(nn.Module):
         mask: jax.Array,
         layer_cache: tuple[jax.Array, jax.Array] | None,
         end: jax.Array | None,
+        tiers: tuple = (),
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
         """``[B, S, D]`` -> ``[B, S, D]``; see `Attention` for the other arguments."""
         cfg = self.config
         by_rows = self.kernels_by_rows
         attention = Attention(cfg, self.attend_length, self.rules, by_rows, name="attn")
         attn_out, layer_cache = attention(
-            RMSNorm(cfg, name="attn_norm")(x), cos, sin, mask, layer_cache, end
+            RMSNorm(cfg, name="attn_norm")(x), cos, sin, mask, layer_cache, end, tiers
         )
         x = x + attn_out
         mlp = MLP(cfg, self.rules, by_rows, name="mlp")

@@ -21,7 +21,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from r1jax.models.config import ModelConfig
-from r1jax.models.kv_cache import KVCache
+from r1jax.models.kv_cache import CacheTier, KVCache
 from r1jax.models.layers import (
     KERNEL_SCALE,
     Block,
@@ -73,9 +73,10 @@ class Transformer(nn.Module):
         attention_mask: jax.Array | None = None,
         kv_cache: KVCache | None = None,
         last_position_only: bool = False,
+        cache_tiers: tuple[CacheTier, ...] = (),
     ) -> tuple[jax.Array, KVCache | None]:
         """``[B, S]`` tokens -> ``[B, S, V]`` (or ``[B, 1, V]``) float32 logits and the cache."""
-        hidden, kv_cache = self.trunk(tokens, positions, attention_mask, kv_cache)
+        hidden, kv_cache = self.trunk(tokens, positions, attention_mask, kv_cache, cache_tiers)
         if last_position_only:
             hidden = hidden[:, -1:]  # [B, 1, D]
         return self.unembed(hidden), kv_cache
@@ -94,10 +95,13 @@ class Transformer(nn.Module):
         positions: jax.Array,
         attention_mask: jax.Array | None = None,
         kv_cache: KVCache | None = None,
+        cache_tiers: tuple[CacheTier, ...] = (),
     ) -> tuple[jax.Array, KVCache | None]:
         """Embedding, blocks and final norm: ``[B, S]`` -> ``[B, S, D]`` (compute dtype)."""
         cfg = self.config
         batch, length = tokens.shape
+        if cache_tiers and (kv_cache is None or length != 1):
+            raise ValueError("cache_tiers need a kv_cache and one new token per row")
         if attention_mask is None:
             attention_mask = jnp.ones((batch, length), jnp.bool_)
         attention_mask = attention_mask.astype(jnp.bool_)
@@ -146,7 +150,8 @@ class Transformer(nn.Module):
             if self.remat and kv_cache is None and not self.is_initializing():
                 x = remat_block(layer, x, cos, sin, mask)
             else:
-                x, layer_cache = layer(x, cos, sin, mask, layer_cache, end)
+                tiers = tuple(tier.layer(index) for tier in cache_tiers)
+                x, layer_cache = layer(x, cos, sin, mask, layer_cache, end, tiers)
             if layer_cache is not None:
                 new_keys.append(layer_cache[0])
                 new_values.append(layer_cache[1])
@@ -314,6 +319,7 @@ def forward(
     last_position_only: bool = False,
     rules: ShardingRules | None = None,
     kernels_by_rows: bool = False,
+    cache_tiers: tuple[CacheTier, ...] = (),
 ) -> tuple[jax.Array, KVCache | None]:
     """Logits for ``tokens``, with or without a KV cache.
 
@@ -341,6 +347,9 @@ def forward(
       rules: sharding rules for activation constraints (used when a mesh is set with
         ``jax.set_mesh``).
       kernels_by_rows: static; ``params`` are in the layout `kernels_by_rows` returns.
+      cache_tiers: older cache bands that some rows also attend over (`CacheTier`; one new
+        token per row with a cache): row ``b`` attends over its valid slots of ``kv_cache``
+        and of every tier row that belongs to it.
 
     Returns:
       ``[B, S, V]`` float32 logits (``[B, 1, V]`` with ``last_position_only``) and the updated
@@ -364,7 +373,13 @@ def forward(
         kernels_by_rows=kernels_by_rows,
     )
     return model.apply(
-        {"params": params}, tokens, positions, attention_mask, kv_cache, last_position_only
+        {"params": params},
+        tokens,
+        positions,
+        attention_mask,
+        kv_cache,
+        last_position_only,
+        cache_tiers,
     )
 
 

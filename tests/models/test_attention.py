@@ -146,3 +146,64 @@ def test_fused_path_on_a_mesh_runs_per_shard_and_matches():
     np.testing.assert_allclose(
         np.where(mask[..., None], got, 0), np.where(mask[..., None], want, 0), atol=2e-5
     )
+
+
+def _numpy_attention(q, keys, values, valid):
+    """One query per row over the valid columns: q [B, H, Dh], keys [B, K, Dh, T], values
+    [B, K, T, Dh], valid [B, T] -> [B, H, Dh] (float64)."""
+    batch, heads, head_dim = q.shape
+    group = heads // keys.shape[1]
+    out = np.zeros((batch, heads, head_dim))
+    for b in range(batch):
+        for h in range(heads):
+            k = h // group
+            scores = q[b, h].astype(np.float64) @ keys[b, k].astype(np.float64) / head_dim**0.5
+            scores = np.where(valid[b], scores, -np.inf)
+            weights = np.exp(scores - scores.max())
+            out[b, h] = weights / weights.sum() @ values[b, k].astype(np.float64)
+    return out
+
+
+def test_attend_tiered_equals_attention_over_the_union_of_its_columns():
+    """Every row over its newest columns, some rows also over one or two older bands (one
+    with a padding row): the same output as one softmax over all of a row's valid columns
+    (a NumPy float64 reference), whichever band holds a row's largest score."""
+    rng = np.random.default_rng(0)
+    batch, heads, kv_heads, head_dim, newest, widths = 5, 4, 2, 8, 6, (7, 9)
+    q = rng.normal(size=(batch, 1, heads, head_dim)).astype(np.float32)
+    keys = rng.normal(size=(batch, kv_heads, head_dim, newest)).astype(np.float32)
+    values = rng.normal(size=(batch, kv_heads, newest, head_dim)).astype(np.float32)
+    valid = rng.random((batch, newest)) < 0.7
+    valid[:, -1] = True
+    tier_rows = (np.array([3, 0, 4]), np.array([4, 1]))  # row 2 in no band, row 1 padding
+    tiers, union_keys, union_values, union_valid = [], [keys], [values], [valid]
+    for rows, width in zip(tier_rows, widths):
+        tier_keys = rng.normal(size=(len(rows), kv_heads, head_dim, width)).astype(np.float32)
+        tier_keys[0] *= 4.0  # this band holds row rows[0]'s largest scores
+        tier_values = rng.normal(size=(len(rows), kv_heads, width, head_dim)).astype(np.float32)
+        tier_valid = rng.random((len(rows), width)) < 0.6
+        tier_valid[rows == 1] = False  # a padding row
+        tiers.append((jnp.asarray(rows, jnp.int32), tier_keys, tier_values, tier_valid))
+        full_keys = np.zeros((batch, kv_heads, head_dim, width), np.float32)
+        full_values = np.zeros((batch, kv_heads, width, head_dim), np.float32)
+        full_valid = np.zeros((batch, width), bool)
+        full_keys[rows], full_values[rows], full_valid[rows] = tier_keys, tier_values, tier_valid
+        union_keys.append(full_keys)
+        union_values.append(full_values)
+        union_valid.append(full_valid)
+    got = jax.jit(layers.attend_tiered, static_argnums=5)(
+        q, keys, values, valid, tuple(tiers), jnp.float32
+    )
+    want = _numpy_attention(
+        q[:, 0],
+        np.concatenate(union_keys, axis=3),
+        np.concatenate(union_values, axis=2),
+        np.concatenate(union_valid, axis=1),
+    )
+    assert got.shape == (batch, 1, heads, head_dim)
+    np.testing.assert_allclose(np.asarray(got)[:, 0], want, rtol=1e-5, atol=1e-6)
+    # Without tiers it is the plain one-query attention.
+    plain = layers.attend(q, keys, values, valid[:, None, :], jnp.float32)
+    np.testing.assert_allclose(
+        layers.attend_tiered(q, keys, values, valid, (), jnp.float32), plain, atol=1e-6
+    )
