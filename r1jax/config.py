@@ -156,6 +156,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.sampling.slots = 0  # continuous: decode slots N; 0 = data.prompts_per_step * group_size
     c.sampling.partial_rollouts = False  # continuous: unfinished rows continue in the next step
     c.sampling.partial_step_budget = 0  # decode steps per generation call; 0 = max_new_tokens
+    c.sampling.attention_tiers = (256,)  # continuous: decode attention bands; () = whole rings
 
     c.verifier = ml_collections.ConfigDict()
     c.verifier.workers = 0  # verifier processes; 0 = the machine's cores, at most 4

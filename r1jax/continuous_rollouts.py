@@ -62,11 +62,13 @@ class ContinuousSettings:
       slots: ``N`` decode slots (a multiple of ``G``).
       partial_rollouts: unfinished rows continue in the next step.
       step_budget: decode steps per generation call with partial rollouts (0: ``T``).
+      attention_tiers: the decode attention's band bounds (`continuous.tiering`).
     """
 
     slots: int
     partial_rollouts: bool
     step_budget: int
+    attention_tiers: tuple[int, ...] = continuous.ATTENTION_TIERS
 
 
 def settings_from_config(config, mesh=None, rules=None) -> ContinuousSettings | None:
@@ -88,14 +90,21 @@ def settings_from_config(config, mesh=None, rules=None) -> ContinuousSettings | 
       True
       >>> c.sampling.mode = "continuous"
       >>> settings_from_config(c)
-      ContinuousSettings(slots=64, partial_rollouts=False, step_budget=0)
+      ContinuousSettings(slots=64, partial_rollouts=False, step_budget=0, attention_tiers=(256,))
     """
     s = config.sampling
     if s.mode not in MODES:
         raise ConfigError(f"sampling.mode={s.mode!r}: must be one of {', '.join(MODES)}")
     if s.mode == "static":
-        for key, default in (("slots", 0), ("partial_rollouts", False), ("partial_step_budget", 0)):
-            if s[key] != default:
+        defaults = (
+            ("slots", 0),
+            ("partial_rollouts", False),
+            ("partial_step_budget", 0),
+            ("attention_tiers", continuous.ATTENTION_TIERS),
+        )
+        for key, default in defaults:
+            value = tuple(s[key]) if isinstance(default, tuple) else s[key]
+            if value != default:
                 raise ConfigError(
                     f"sampling.{key}={s[key]!r} applies to continuous batching only: set "
                     "sampling.mode=continuous (or leave the key at its default)"
@@ -121,6 +130,12 @@ def settings_from_config(config, mesh=None, rules=None) -> ContinuousSettings | 
             f"sampling.partial_step_budget={s.partial_step_budget} applies to partial rollouts "
             "only: set sampling.partial_rollouts=true"
         )
+    tiers = tuple(s.attention_tiers)
+    if any(not isinstance(b, int) or b < 1 for b in tiers) or list(tiers) != sorted(set(tiers)):
+        raise ConfigError(
+            f"sampling.attention_tiers={tiers!r}: must be increasing positive column counts, "
+            "or () to attend over every whole ring"
+        )
     if jax.process_count() > 1:
         raise ConfigError(
             f"sampling.mode=continuous runs in one process ({jax.process_count()} here): the "
@@ -128,7 +143,7 @@ def settings_from_config(config, mesh=None, rules=None) -> ContinuousSettings | 
         )
     if mesh is not None:
         distributed.check_batch_rows(slots, "sampling.slots", mesh, rules)
-    return ContinuousSettings(slots, bool(s.partial_rollouts), int(s.partial_step_budget))
+    return ContinuousSettings(slots, bool(s.partial_rollouts), int(s.partial_step_budget), tiers)
 
 
 @dataclasses.dataclass
@@ -217,6 +232,7 @@ class GroupStream:
                 rules=self.rules,
                 partial_rollouts=self.settings.partial_rollouts,
                 policy_version=version,
+                attention_tiers=self.settings.attention_tiers,
             )
         else:
             self.sampler.update_params(params, policy_version=version)

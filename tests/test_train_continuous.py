@@ -52,9 +52,13 @@ def recorded_run(monkeypatch, workdir, *overrides):
     return rollouts, metrics.read_metrics(str(workdir)), summary
 
 
-def test_continuous_mode_trains_on_the_static_rollouts(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "tiers", [(), ("sampling.attention_tiers=(24, 48)",)], ids=["whole-rings", "bands"]
+)
+def test_continuous_mode_trains_on_the_static_rollouts(tmp_path, monkeypatch, tiers):
     """Without partial rollouts, 2 RL steps sample the same tokens as the static sampler
-    (per-row determinism), so the rollouts, rewards and losses agree."""
+    (per-row determinism), so the rollouts, rewards and losses agree; also with the decode
+    attention in bands (the default bounds exceed this run's 143-column rings)."""
     static, static_metrics, _ = recorded_run(monkeypatch, tmp_path / "static", "steps=2", *MOVING)
     slots, slot_metrics, _ = recorded_run(
         monkeypatch,
@@ -63,6 +67,7 @@ def test_continuous_mode_trains_on_the_static_rollouts(tmp_path, monkeypatch):
         *MOVING,
         "sampling.mode=continuous",
         "sampling.slots=2",  # one group at a time: groups refill as others finish
+        *tiers,
     )
     assert len(static) == len(slots) == 2
     for a, b in zip(static, slots):
@@ -131,6 +136,9 @@ def test_a_run_with_partial_rollouts_resumes(tmp_path):
         (("sampling.mode=continuous", "sampling.slots=1"), "sampling.slots"),
         (("sampling.mode=continuous", "sampling.slots=-2"), "sampling.slots"),
         (("sampling.mode=continuous", "sampling.partial_step_budget=4"), "partial_step_budget"),
+        (("sampling.attention_tiers=(64,)",), "sampling.attention_tiers"),  # static mode
+        (("sampling.mode=continuous", "sampling.attention_tiers=(512, 256)"), "attention_tiers"),
+        (("sampling.mode=continuous", "sampling.attention_tiers=(0,)"), "attention_tiers"),
         (
             (
                 "sampling.mode=continuous",
@@ -152,8 +160,10 @@ def test_continuous_settings_and_the_slot_default():
         small_config("sampling.mode=continuous", "sampling.partial_rollouts=true")
     )
     assert settings == continuous_rollouts.ContinuousSettings(
-        slots=4, partial_rollouts=True, step_budget=0
+        slots=4, partial_rollouts=True, step_budget=0, attention_tiers=(256,)
     )  # prompts_per_step * group_size
+    no_bands = small_config("sampling.mode=continuous", "sampling.attention_tiers=()")
+    assert continuous_rollouts.settings_from_config(no_bands).attention_tiers == ()
 
 
 def test_slots_must_split_over_the_data_parallel_axes(tmp_path):

@@ -1,7 +1,7 @@
 """Long-tailed sampling benchmark: the static sampler against continuous batching.
 
 ``python -m r1jax.bench sample --workload longtail [--model small] [--mode static|continuous|both]
-[--partial] [--vs-transformers] [--slots N]``
+[--partial] [--vs-transformers] [--slots N] [--attention-tiers B1,B2|none]``
 
 Workload: ``P = 32`` prompts of ``Tp = 32`` random tokens, ``G = 8`` samples each, at most
 ``T = 1024`` new tokens, random weights. Each row's length is drawn in advance (lognormal with
@@ -11,7 +11,8 @@ runtime limits inside the rows, as budget forcing's are.
 
 * ``static``: `r1jax.sampling.sample` over all ``B = 256`` rows in one call.
 * ``continuous``: `r1jax.sampling.continuous.ContinuousSampler` with ``--slots`` slots over
-  the same rows (same keys, so the same tokens).
+  the same rows (same keys, so the same tokens), its decode attention in the bands of
+  ``--attention-tiers`` (the sampler's default; ``none`` attends over every whole ring).
 * ``--partial``: four consecutive RL steps' generation with partial rollouts, scheduled as the
   trainer schedules them: each step needs 32 groups and keeps the slots full from an endless
   prompt stream (lengths drawn the same way) until its 32nd group finishes; the rows still
@@ -114,10 +115,29 @@ def _static(params, config, batch, key, sampling_params, lengths) -> dict:
     }
 
 
-def _continuous(params, config, batch, key, sampling_params, lengths, slots) -> dict:
+def attention_tiers(text: str) -> tuple[int, ...]:
+    """``--attention-tiers``: ``"256,512"`` -> ``(256, 512)``; ``"none"`` -> ``()``.
+
+    Example:
+      >>> attention_tiers("256,512"), attention_tiers("none")
+      ((256, 512), ())
+    """
+    if text.strip().lower() in ("none", ""):
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--attention-tiers must be comma-separated integers or 'none', got {text!r}"
+        ) from None
+
+
+def _continuous(params, config, batch, key, sampling_params, lengths, slots, tiers) -> dict:
     tp = batch.tokens.shape[1]
     group = sampling_params.num_samples_per_prompt
-    warm = continuous.ContinuousSampler(params, config, sampling_params, slots, prompt_length=tp)
+    warm = continuous.ContinuousSampler(
+        params, config, sampling_params, slots, prompt_length=tp, attention_tiers=tiers
+    )
     warm.submit(
         PromptBatch(batch.tokens[:1], batch.lengths[:1], batch.prompt_ids[:1]),
         key,
@@ -125,7 +145,9 @@ def _continuous(params, config, batch, key, sampling_params, lengths, slots) -> 
     )
     warm.generate()
     del warm
-    sampler = continuous.ContinuousSampler(params, config, sampling_params, slots, prompt_length=tp)
+    sampler = continuous.ContinuousSampler(
+        params, config, sampling_params, slots, prompt_length=tp, attention_tiers=tiers
+    )
     start = time.perf_counter()
     sampler.submit(batch, key, max_new_tokens_per_row=lengths)
     groups = sampler.generate()
@@ -142,6 +164,7 @@ def _continuous(params, config, batch, key, sampling_params, lengths, slots) -> 
         "decode_steps": stats.decode_steps,
         "rows_in_flight": slots,
         "state_bytes": slots * continuous.bytes_per_slot(config, sampling_params, tp),
+        "attention_bands": list(sampler.tiering.bounds) if sampler.tiering else [],
     }
 
 
@@ -178,10 +201,16 @@ def _partial(params, config, sampling_params, args, slots, calls: int = 4) -> li
         slots,
         prompt_length=args.prompt_length,
         partial_rollouts=True,
+        attention_tiers=attention_tiers(args.attention_tiers),
     )
     _, warm_batch = _prompts(config, 1, args.prompt_length, args.seed, first_id=10**6)
     warm = continuous.ContinuousSampler(
-        params, config, sampling_params, slots, prompt_length=args.prompt_length
+        params,
+        config,
+        sampling_params,
+        slots,
+        prompt_length=args.prompt_length,
+        attention_tiers=attention_tiers(args.attention_tiers),
     )
     warm.submit(warm_batch, jax.random.key(0), max_new_tokens_per_row=np.full(group, 2))
     warm.generate()
@@ -413,7 +442,10 @@ def _run_mode(args, mode: str) -> dict:
     if mode == "static":
         result = _static(params, config, batch, key, sampling_params, lengths)
     elif mode == "continuous":
-        result = _continuous(params, config, batch, key, sampling_params, lengths, args.slots)
+        tiers = attention_tiers(args.attention_tiers)
+        result = _continuous(
+            params, config, batch, key, sampling_params, lengths, args.slots, tiers
+        )
     elif mode == "partial":
         result = {"calls": _partial(params, config, sampling_params, args, args.slots)}
     elif mode == "floor":
@@ -429,6 +461,7 @@ def _child(args, mode: str) -> dict:
     argv += ["--model", args.model, "--dtype", args.dtype, "--mode", f"_{mode}"]
     argv += ["--slots", str(args.slots), "--prompts", str(args.prompts), "--seed", str(args.seed)]
     argv += ["--prompt-length", str(args.prompt_length)]
+    argv += ["--attention-tiers", args.attention_tiers]
     if args.samples:
         argv += ["--samples", str(args.samples)]
     if args.new_tokens:
@@ -463,6 +496,14 @@ def run(args: argparse.Namespace) -> dict:
         "drawn_length_mean": float(np.mean(lengths)),
         "drawn_at_budget": float(np.mean(lengths == new_tokens)),
         "slots": args.slots,
+        "attention_tiers": args.attention_tiers,
+        "band_bytes_per_slot": continuous.band_bytes_per_slot(
+            bench_config(args.model, args.dtype),
+            SamplingParams(max_new_tokens=new_tokens, num_samples_per_prompt=samples),
+            args.prompt_length,
+            args.slots,
+            attention_tiers(args.attention_tiers),
+        ),
         "bytes_per_slot": continuous.bytes_per_slot(
             bench_config(args.model, args.dtype),
             SamplingParams(max_new_tokens=new_tokens, num_samples_per_prompt=samples),
@@ -503,7 +544,8 @@ def _print(results: dict) -> None:
         f"T={results['new_tokens']}, drawn lengths median {results['drawn_length_median']:.0f}, "
         f"mean {results['drawn_length_mean']:.1f}, {100 * results['drawn_at_budget']:.1f}% at T; "
         f"{results['slots']} slots of {results['bytes_per_slot'] / 2**20:.2f} MiB (KV ring and "
-        f"row state); {results['devices']}"
+        f"row state); attention bands {results['attention_tiers']} (up to "
+        f"{results['band_bytes_per_slot'] / 2**20:.2f} MiB per slot); {results['devices']}"
     )
     print(
         f"  {'mode':<13}{'useful tok/s':>13}{'utilization':>13}{'wall s':>9}"

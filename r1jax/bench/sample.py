@@ -55,6 +55,7 @@ import numpy as np
 
 from r1jax.bench import matmuls
 from r1jax.models import ModelConfig, flops_per_token, init_params, num_params, save_pretrained
+from r1jax.sampling.continuous import ATTENTION_TIERS
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import (
     SamplingParams,
@@ -116,6 +117,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--partial", action="store_true", help="longtail: four calls with partial rollouts"
     )
     parser.add_argument("--slots", type=int, default=64, help="longtail: continuous slots")
+    parser.add_argument(
+        "--attention-tiers",
+        default=",".join(str(b) for b in ATTENTION_TIERS),
+        help="longtail: the continuous decode's attention band bounds, comma-separated "
+        "(r1jax.sampling.continuous.tiering); 'none' attends over every whole ring",
+    )
     parser.add_argument(
         "--floor",
         action="store_true",

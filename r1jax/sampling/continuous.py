@@ -22,9 +22,16 @@ entries. A row lives at most ``T - 1`` steps, so its ring never wraps onto its o
 Positions (RoPE) are explicit, so where a key lies in the ring does not matter. Why not a paged
 cache: pages pay off when rows of very different maximum lengths share a pool, or when prompts
 share prefix pages; here every slot can reach ``T`` tokens, a group's ``G`` rows are already
-prefilled once, and on CPU a gather of pages every step costs more than it saves. The price is
-that every step attends over ``Smax`` columns (masked where invalid), where the static sampler's
-growing segments attend over fewer early on.
+prefilled once, and on CPU a gather of pages every step costs more than it saves.
+
+**Attention in bands** (`tiering`, ``attention_tiers``). Attending every slot over its whole
+ring reads mostly masked columns when most rows are short. So the decode runs in chunks of
+``chunk_steps``: each chunk copies band 0 (the newest ``b_1`` columns and the chunk's write
+columns) of every slot out of the ring, and each older band only for the rows whose oldest
+entry reaches into it, at a few compiled row capacities; the model merges the bands' partial
+softmaxes (`r1jax.models.layers.attend_tiered`), and band 0's new columns are written back at
+the chunk's end. A chunk where more than half the slots reach into a band attends over the
+whole rings instead.
 
 **Per-row determinism.** Row ``(p, g)`` draws with ``fold_in(fold_in(key, prompt_id), g)``
 exactly as the static sampler does, at its own step ``t`` (not the slot's or the loop's), so its
@@ -44,15 +51,17 @@ What does not live here: prefill, logit processing, stop matching and keys (``sa
 
 import collections
 import dataclasses
+import functools
 import time
 from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from r1jax import sharding as sharding_lib
-from r1jax.models import KVCache, ModelConfig, forward
+from r1jax.models import CacheTier, KVCache, ModelConfig, forward
 from r1jax.sampling import sampler, stopping
 from r1jax.sampling.rollout import PromptBatch, Rollout
 
@@ -251,6 +260,178 @@ def _emit_slots(
     )
 
 
+ATTENTION_TIERS = (256,)
+"""Default band bounds of the decode attention (`tiering`): band 0 holds a row's newest 256
+columns (plus a chunk's 32), one older band the rest. On the long-tailed benchmark (small, 64
+slots, T = 1024) one bound at 256 beat 192, 320 and 384 and two bands (256, 512), whose extra
+merge cost more than the columns it saved (README, "Long-tailed sampling")."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tiering:
+    """How a decode step splits each slot's ring into bands (static; see `tiering`).
+
+    Attributes:
+      bounds: ``(b_1, ..., b_m)`` increasing column counts back from the chunk's first write
+        column: band 0 is the newest ``b_1`` columns plus the chunk's ``chunk_steps`` write
+        columns (every slot attends over it), band ``j`` the columns ``[b_j, b_{j+1})`` back
+        (the last band ends where the ring does) for the slots whose row reaches that far.
+      chunk_steps: decode steps per chunk (bands are copied out of the ring once per chunk).
+      profiles: the ``(C_1, ..., C_m)`` row capacities compiled, one branch each; a chunk
+        runs the first profile whose capacities hold every band's rows, or, where none does,
+        attends over every whole ring as an untiered step does.
+    """
+
+    bounds: tuple[int, ...]
+    chunk_steps: int
+    profiles: tuple[tuple[int, ...], ...]
+
+    def band_columns(self, num_slots: int, ring: int) -> int:
+        """The most band-buffer columns a chunk holds per slot (band 0's and the older
+        bands' at their largest capacity, averaged over the slots)."""
+        edges = (*self.bounds, ring - self.chunk_steps)
+        older = sum(
+            max(p[j] for p in self.profiles) * (edges[j + 1] - edges[j])
+            for j in range(len(self.bounds))
+        )
+        return self.bounds[0] + self.chunk_steps + -(-older // num_slots)
+
+
+def tiering(
+    num_slots: int, ring: int, bounds: tuple[int, ...], chunk_steps: int = 32
+) -> Tiering | None:
+    """The `Tiering` of ``num_slots`` rings of ``ring`` columns, or None where no band fits.
+
+    Bounds that leave no older band (``b + chunk_steps >= ring``) are dropped. Capacities
+    are 0 and ``N / 8, N / 4, N / 2`` (rounded up), non-increasing from band to band (a row in
+    band ``j`` is in every band before it); more rows than that in a band and the chunk
+    attends over the whole rings instead (so the band buffers stay under half the cache).
+
+    Example:
+      >>> t = tiering(64, 1055, (256, 512))
+      >>> t.bounds, len(t.profiles), t.profiles[:4]
+      ((256, 512), 10, ((0, 0), (8, 0), (8, 8), (16, 0)))
+      >>> t.band_columns(64, 1055)
+      672
+      >>> tiering(8, 47, (256, 512)) is None
+      True
+    """
+    if chunk_steps < 1:
+        raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
+    if list(bounds) != sorted(set(bounds)) or any(b < 1 for b in bounds):
+        raise ValueError(f"attention tier bounds must be increasing and >= 1, got {bounds}")
+    kept = tuple(int(b) for b in bounds if b + chunk_steps < ring)
+    if not kept:
+        return None
+    sizes = sorted({0, *(-(-num_slots // d) for d in (8, 4, 2))})
+    profiles = [()]
+    for _ in kept:
+        profiles = [(*p, c) for p in profiles for c in sizes if not p or c <= p[-1]]
+    profiles.sort(key=lambda p: (sum(p), p))
+    return Tiering(kept, chunk_steps, tuple(profiles))
+
+
+def band_bytes_per_slot(
+    config: ModelConfig,
+    sampling_params: sampler.SamplingParams,
+    prompt_length: int,
+    num_slots: int,
+    attention_tiers: tuple[int, ...] = ATTENTION_TIERS,
+) -> int:
+    """Device bytes per slot, at most, of the attention bands a decode chunk copies out of the
+    rings (`tiering`; 0 without bands), on top of `bytes_per_slot`.
+
+    Example:
+      >>> params = sampler.SamplingParams(max_new_tokens=1024)
+      >>> config = ModelConfig.preset("small", dtype="float32")
+      >>> band_bytes_per_slot(config, params, 32, 64) / bytes_per_slot(config, params, 32)
+      0.63...
+    """
+    plan = sampler.decode_plan(sampling_params)
+    ring = ring_length(prompt_length, plan.max_new_tokens)
+    tiers = tiering(num_slots, ring, tuple(attention_tiers))
+    if tiers is None:
+        return 0
+    columns = tiers.band_columns(num_slots, ring)
+    itemsize = sampler.cache_dtype(config, plan).itemsize
+    return (
+        config.num_layers * 2 * config.num_kv_heads * config.head_dim * columns * itemsize + columns
+    )
+
+
+def _ring_read(buffer: jax.Array, start: jax.Array, width: int, axis: int) -> jax.Array:
+    """Columns ``(start + j) % R`` for ``j < width`` of a ring along ``axis``.
+
+    Fixed-size slices only (``width`` columns each, never a copy of the whole ring): the
+    columns up to the ring's end and, where the band wraps, the ring's first columns.
+    """
+    ring = buffer.shape[axis]
+    start = start % ring
+    wrapped = jnp.maximum(start + width - ring, 0)  # columns read from the ring's front
+    body = lax.dynamic_slice_in_dim(buffer, jnp.minimum(start, ring - width), width, axis=axis)
+    head = lax.slice_in_dim(buffer, 0, width, axis=axis)
+    shape = [1] * buffer.ndim
+    shape[axis] = width
+    index = jnp.arange(width).reshape(shape)
+    return jnp.where(
+        index < width - wrapped,
+        jnp.roll(body, -wrapped, axis=axis),  # body[j + wrapped] = column start + j
+        jnp.roll(head, width - wrapped, axis=axis),  # head[j - (width - wrapped)]
+    )
+
+
+def _ring_write(buffer: jax.Array, block: jax.Array, start: jax.Array, axis: int) -> jax.Array:
+    """``buffer`` with columns ``(start + j) % R`` along ``axis`` set to ``block``'s ``j``.
+
+    Two fixed-size writes whether or not the block wraps: the part up to the ring's end at
+    ``min(start, R - W)`` (merged with what is there), the wrapped part at 0.
+    """
+    ring, width = buffer.shape[axis], block.shape[axis]
+    start = start % ring
+    wrapped = jnp.maximum(start + width - ring, 0)  # columns that wrap to the front
+    rolled = jnp.roll(block, wrapped, axis=axis)  # rolled[j] = block[j - wrapped]
+    shape = [1] * block.ndim
+    shape[axis] = width
+    index = jnp.arange(width).reshape(shape)
+    at = jnp.minimum(start, ring - width)
+    tail = lax.dynamic_slice_in_dim(buffer, at, width, axis=axis)
+    buffer = lax.dynamic_update_slice_in_dim(
+        buffer, jnp.where(index >= wrapped, rolled, tail), at, axis=axis
+    )
+    head = lax.slice_in_dim(buffer, 0, width, axis=axis)  # after the first write: they may meet
+    return lax.dynamic_update_slice_in_dim(
+        buffer, jnp.where(index < wrapped, rolled, head), 0, axis=axis
+    )
+
+
+def _row_spans(state: SlotState, cache: KVCache) -> jax.Array:
+    """``[N]`` ring columns each running row reaches back from the next write column (its
+    oldest valid entry; 0 for done or empty slots)."""
+    ring = cache.max_length
+    back = (state.column - 1 - jnp.arange(ring)) % ring + 1  # [R] columns back, 1 = newest
+    spans = jnp.max(jnp.where(cache.valid, back[None, :], 0), axis=1)  # [N]
+    return jnp.where(state.done, 0, spans)
+
+
+def _decode_step(params, s, c, controls, tiers, *, config, plan, rules, by_rows, ring):
+    """One decode step of every slot: feed each row's last token, draw its next one."""
+    positions = jnp.maximum(s.prompt_lengths + s.step - 1, 0)  # [N]
+    logits, c = forward(
+        params,
+        s.last_token[:, None],
+        positions[:, None],
+        config,
+        attention_mask=jnp.ones_like(s.last_token)[:, None],
+        kv_cache=c,
+        rules=rules,
+        kernels_by_rows=by_rows,
+        cache_tiers=tiers,
+    )
+    s = _emit_slots(s, logits[:, 0], controls, plan)
+    s = dataclasses.replace(s, column=(s.column + 1) % ring, decode_steps=s.decode_steps + 1)
+    return s, c
+
+
 def _decode(
     params,
     state: SlotState,
@@ -262,37 +443,124 @@ def _decode(
     config: ModelConfig,
     plan: sampler.DecodePlan,
     rules: sharding_lib.ShardingRules | None = None,
+    tiers: Tiering | None = None,
 ) -> tuple[SlotState, KVCache]:
     """Decode steps over all ``N`` slots until ``free_target`` slots are free (done or empty),
-    ``max_steps`` steps ran or no row is running."""
+    ``max_steps`` steps ran or no row is running.
+
+    Without ``tiers`` every step attends over every slot's whole ring. With them the steps run
+    in chunks: each chunk copies band 0 of every slot and the older bands of the rows that
+    reach into them out of the ring, decodes up to ``chunk_steps`` steps writing into band 0
+    (`attend_tiered` merges the bands), and writes band 0's new columns back.
+    """
     by_rows = sampler.decodes_by_rows(config, plan)
     ring = cache.max_length
     cache = sampler.constrain_cache(cache, rules)
+    step = functools.partial(
+        _decode_step,
+        params,
+        controls=controls,
+        config=config,
+        plan=plan,
+        rules=rules,
+        by_rows=by_rows,
+        ring=ring,
+    )
 
-    def cond(carry):
-        s, _, i = carry
+    def running(s, i):
         free = jnp.sum(s.done.astype(jnp.int32))
         return (i < max_steps) & (free < free_target) & ~jnp.all(s.done)
 
+    def cond(carry):
+        s, _, i = carry
+        return running(s, i)
+
     def body(carry):
         s, c, i = carry
-        c = dataclasses.replace(c, end=s.column)
-        positions = jnp.maximum(s.prompt_lengths + s.step - 1, 0)  # [N]
-        logits, c = forward(
-            params,
-            s.last_token[:, None],
-            positions[:, None],
-            config,
-            attention_mask=jnp.ones_like(s.last_token)[:, None],
-            kv_cache=c,
-            rules=rules,
-            kernels_by_rows=by_rows,
-        )
-        s = _emit_slots(s, logits[:, 0], controls, plan)
-        s = dataclasses.replace(s, column=(s.column + 1) % ring, decode_steps=s.decode_steps + 1)
+        s, c = step(s, dataclasses.replace(c, end=s.column), tiers=())
         return s, c, i + 1
 
-    state, cache, _ = jax.lax.while_loop(cond, body, (state, cache, jnp.zeros((), jnp.int32)))
+    if tiers is None:
+        state, cache, _ = lax.while_loop(cond, body, (state, cache, jnp.zeros((), jnp.int32)))
+        return state, cache
+
+    chunk, bounds = tiers.chunk_steps, tiers.bounds
+    edges = (*bounds, ring - chunk)  # band j: columns [edges[j-1], edges[j]) back (j >= 1)
+    window = bounds[0] + chunk  # band 0: [start - b_1, start + chunk)
+    new = slice(bounds[0], window)  # band 0's write columns
+
+    def chunk_loop(s, c, i, bands):
+        """Up to ``chunk`` steps writing to ``c``: band 0 (at ``b_1 + k`` in step ``k``) when
+        there are ``bands``, else the rings (at the slots' column)."""
+
+        def chunk_cond(carry):
+            s, _, i, k = carry
+            return (k < chunk) & running(s, i)
+
+        def chunk_body(carry):
+            s, c, i, k = carry
+            end = bounds[0] + k if bands is not None else s.column
+            s, c = step(s, dataclasses.replace(c, end=end), tiers=bands or ())
+            return s, c, i + 1, k + 1
+
+        s, c, i, _ = lax.while_loop(chunk_cond, chunk_body, (s, c, i, jnp.zeros((), jnp.int32)))
+        return s, c, i
+
+    def banded_chunk(capacities, s, c, i, spans):
+        """A chunk over band 0 and the older bands of profile ``capacities``."""
+        start = s.column
+        band0 = KVCache(
+            keys=tuple(_ring_read(k, start - bounds[0], window, 3) for k in c.keys),
+            values=tuple(_ring_read(v, start - bounds[0], window, 2) for v in c.values),
+            valid=_ring_read(c.valid, start - bounds[0], window, 1),
+            end=jnp.asarray(bounds[0], jnp.int32),  # reset at each step
+        )
+        bands = []
+        for j, capacity in enumerate(capacities):
+            if capacity == 0:
+                continue
+            near, far = edges[j], edges[j + 1]
+            reaches = spans > near  # [N]
+            rows = jnp.argsort(~reaches, stable=True)[:capacity].astype(jnp.int32)  # [C]
+            first, width = start - far, far - near
+            valid = _ring_read(c.valid[rows], first, width, 1) & reaches[rows][:, None]
+            bands.append(  # the band's rows first, then their columns: C of N rings copied
+                CacheTier(
+                    rows=rows,
+                    keys=tuple(_ring_read(k[rows], first, width, 3) for k in c.keys),
+                    values=tuple(_ring_read(v[rows], first, width, 2) for v in c.values),
+                    valid=valid,
+                )
+            )
+        s, band0, i = chunk_loop(s, band0, i, tuple(bands))
+        c = dataclasses.replace(
+            c,
+            keys=tuple(_ring_write(k, b[..., new], start, 3) for k, b in zip(c.keys, band0.keys)),
+            values=tuple(
+                _ring_write(v, b[:, :, new], start, 2) for v, b in zip(c.values, band0.values)
+            ),
+            valid=_ring_write(c.valid, band0.valid[:, new], start, 1),
+        )
+        return s, c, i
+
+    def whole_ring_chunk(s, c, i, spans):
+        """A chunk where too many rows reach back: every step attends over every whole ring."""
+        return chunk_loop(s, c, i, None)
+
+    branches = [functools.partial(banded_chunk, p) for p in tiers.profiles]
+    branches.append(whole_ring_chunk)
+    capacity = jnp.asarray(tiers.profiles, jnp.int32)  # [P, m]
+
+    def chunk_body(carry):
+        s, c, i = carry
+        spans = _row_spans(s, c)
+        needed = jnp.stack([jnp.sum(spans > e) for e in bounds])  # [m] rows per older band
+        fits = jnp.all(capacity >= needed[None, :], axis=1)  # [P]
+        branch = jnp.where(jnp.any(fits), jnp.argmax(fits), len(tiers.profiles))
+        s, c, i = lax.switch(branch, branches, s, c, i, spans)
+        return s, sampler.constrain_cache(c, rules), i
+
+    state, cache, _ = lax.while_loop(cond, chunk_body, (state, cache, jnp.zeros((), jnp.int32)))
     return state, cache
 
 
@@ -301,7 +569,7 @@ refill_program = jax.jit(
     _refill, static_argnames=("config", "plan", "rules"), donate_argnums=(1, 2)
 )
 decode_program = jax.jit(
-    _decode, static_argnames=("config", "plan", "rules"), donate_argnums=(1, 2)
+    _decode, static_argnames=("config", "plan", "rules", "tiers"), donate_argnums=(1, 2)
 )
 
 
@@ -401,6 +669,8 @@ class ContinuousSampler:
       rules: logical sharding rules.
       partial_rollouts: keep unfinished rows across calls instead of discarding them.
       policy_version: the version of ``params`` (recorded per row).
+      attention_tiers: band bounds of the decode attention (`tiering`); ``()`` attends over
+        every slot's whole ring at every step.
     """
 
     def __init__(
@@ -415,6 +685,7 @@ class ContinuousSampler:
         rules: sharding_lib.ShardingRules | None = None,
         partial_rollouts: bool = False,
         policy_version: int = 0,
+        attention_tiers: tuple[int, ...] = ATTENTION_TIERS,
     ):
         group = sampling_params.num_samples_per_prompt
         if num_slots < group:
@@ -431,6 +702,8 @@ class ContinuousSampler:
         self._plan = sampler.decode_plan(sampling_params)
         self._controls = sampler.runtime_controls(sampling_params)
         self._static = {"config": config, "plan": self._plan, "rules": rules}
+        ring = ring_length(prompt_length, self._plan.max_new_tokens)
+        self.tiering = tiering(num_slots, ring, tuple(attention_tiers))
         longest_stop = int(self._controls["stop_sequence_ids"].shape[1])
         with self._mesh_context():
             self._state, self._cache = init_program(
@@ -613,6 +886,7 @@ class ContinuousSampler:
                 jnp.asarray(max_steps, jnp.int32),
                 jnp.asarray(target, jnp.int32),
                 **self._static,
+                tiers=self.tiering,
             )
         self._harvest()
 
@@ -732,11 +1006,13 @@ def sample_continuous(
     mesh: jax.sharding.Mesh | None = None,
     rules: sharding_lib.ShardingRules | None = None,
     max_new_tokens_per_row: jax.typing.ArrayLike | None = None,
+    attention_tiers: tuple[int, ...] = ATTENTION_TIERS,
 ) -> Rollout:
     """`r1jax.sampling.sample` through ``num_slots`` continuous-batching slots.
 
     Same arguments and the same `Rollout` layout (``B = P * G`` rows in the submitted order,
     ``T = max_new_tokens`` columns, host numpy arrays) and, row for row, the same tokens.
+    ``attention_tiers``: see `ContinuousSampler`.
     """
     continuous = ContinuousSampler(
         params,
@@ -746,6 +1022,7 @@ def sample_continuous(
         prompt_length=int(np.asarray(prompts.tokens).shape[1]),
         mesh=mesh,
         rules=rules,
+        attention_tiers=attention_tiers,
     )
     ids = continuous.submit(prompts, key, max_new_tokens_per_row=max_new_tokens_per_row)
     by_id = {group.group_id: group for group in continuous.generate()}

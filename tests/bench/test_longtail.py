@@ -70,3 +70,19 @@ def test_floor_reports_every_slot_count(capsys):
             row["decode_steps"]
             * (row["matmul_seconds_per_step"] + row["attention_seconds_per_step"])
         )
+
+
+def test_continuous_mode_attends_in_the_bands_given():
+    """``--attention-tiers`` reaches the sampler: bands of 8 and 16 columns on 72-column rings,
+    every row still stops at its drawn length (the mode checks it)."""
+    workload = ["--model", "tiny", "--prompts", "2", "--samples", "2", "--new-tokens", "64"]
+    args = parse(
+        ["--workload", "longtail", "--mode", "_continuous", "--slots", "4", "--prompt-length",
+         "8", "--attention-tiers", "8,16", *workload]
+    )  # fmt: skip
+    results = sample_bench.run(args)
+    assert results["attention_bands"] == [8, 16]
+    assert results["useful_tokens"] == int(longtail.draw_lengths(4, 64, seed=0).sum())
+    assert longtail.attention_tiers("none") == ()
+    with pytest.raises(ValueError, match="attention-tiers"):
+        longtail.attention_tiers("256;512")

@@ -72,6 +72,51 @@ def test_matches_static_sampler_row_for_row(params):
     assert_same_rows(reference, rollout)
 
 
+@pytest.mark.parametrize("start", range(11))
+def test_ring_read_and_write_wrap_like_numpy(start):
+    """Band copies out of and back into a slot's ring: columns ``(start + j) % R``."""
+    rng = np.random.default_rng(start)
+    ring = rng.normal(size=(2, 3, 11)).astype(np.float32)
+    block = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    columns = (start + np.arange(4)) % 11
+    read = continuous._ring_read(ring, jax.numpy.int32(start), 4, axis=2)
+    np.testing.assert_array_equal(read, ring[..., columns])
+    want = ring.copy()
+    want[..., columns] = block
+    written = continuous._ring_write(ring, block, jax.numpy.int32(start), axis=2)
+    np.testing.assert_array_equal(written, want)
+
+
+def test_tiering_profiles_and_bounds():
+    """Capacities 0, N/8, N/4, N/2 per band, non-increasing; bounds that leave no older band
+    are dropped; bad bounds are refused."""
+    tiers = continuous.tiering(16, 300, (64, 128, 290))
+    assert tiers.bounds == (64, 128)
+    assert tiers.profiles[0] == (0, 0) and tiers.profiles[-1] == (8, 8)
+    assert all(a >= b for a, b in tiers.profiles)
+    assert {c for p in tiers.profiles for c in p} == {0, 2, 4, 8}
+    assert continuous.tiering(16, 90, (64,)) is None
+    with pytest.raises(ValueError, match="increasing"):
+        continuous.tiering(16, 300, (128, 64))
+
+
+@pytest.mark.parametrize("slots", [8, 12])
+def test_banded_attention_rows_match_static_sampler(params, slots):
+    """Attention in bands (bounds 8 and 16 columns, so rows reach the older bands early and,
+    past half the slots, chunks fall back to the whole rings): the same tokens as `sample`
+    for every row, log-probs to float rounding."""
+    batch, limits, sampling_params = workload(new_tokens=64, seed=8)
+    key = jax.random.key(6)
+    reference = sample(params, CONFIG, batch, key, sampling_params, max_new_tokens_per_row=limits)
+    sampler = continuous.ContinuousSampler(
+        params, CONFIG, sampling_params, slots, prompt_length=8, attention_tiers=(8, 16)
+    )
+    assert sampler.tiering.bounds == (8, 16)
+    ids = sampler.submit(batch, key, max_new_tokens_per_row=limits)
+    by_id = {group.group_id: group for group in sampler.generate()}
+    assert_same_rows(reference, continuous.groups_to_rollout([by_id[i] for i in ids]))
+
+
 def test_rows_do_not_depend_on_slots_or_refill_order(params):
     """Other slot counts and a reversed submission order give every row the same tokens."""
     batch, limits, sampling_params = workload(new_tokens=64, seed=1)
@@ -121,7 +166,8 @@ def test_no_recompiles_after_warm_up(params):
     assert after == sizes
 
 
-def test_partial_rollouts_carry_rows_with_their_versions_and_log_probs(params):
+@pytest.mark.parametrize("tiers", [(), (8, 16)], ids=["whole-rings", "bands"])
+def test_partial_rollouts_carry_rows_with_their_versions_and_log_probs(params, tiers):
     """Rows unfinished at the step budget continue in the next call; with unchanged params the
     result equals one uninterrupted run, and rows record the version they started at."""
     batch, limits, sampling_params = workload(new_tokens=64, seed=3)
@@ -130,7 +176,13 @@ def test_partial_rollouts_carry_rows_with_their_versions_and_log_probs(params):
         sample(params, CONFIG, batch, key, sampling_params, max_new_tokens_per_row=limits)
     )
     sampler = continuous.ContinuousSampler(
-        params, CONFIG, sampling_params, num_slots=8, prompt_length=8, partial_rollouts=True
+        params,
+        CONFIG,
+        sampling_params,
+        num_slots=8,
+        prompt_length=8,
+        partial_rollouts=True,
+        attention_tiers=tiers,
     )
     sampler.submit(batch, key, max_new_tokens_per_row=limits)
     groups = sampler.generate(max_decode_steps=10)
@@ -231,9 +283,11 @@ def test_sharded_slots_sample_the_same_rows(params):
 
 
 @pytest.mark.slow
-def test_small_model_rows_match_static_sampler():
-    """``small`` float32, 64 rows x 256 tokens: at least 99.9% of rows identical to `sample`
-    (here: all), log-probs within 1e-5 where the tokens agree."""
+@pytest.mark.parametrize("tiers", [(), (64, 160)], ids=["whole-rings", "bands"])
+def test_small_model_rows_match_static_sampler(tiers):
+    """``small`` float32, 64 rows x 256 tokens, attending over whole rings or in bands: at
+    least 99.9% of rows identical to `sample` (here: all), log-probs within 1e-5 where the
+    tokens agree."""
     config = ModelConfig.preset("small", dtype="float32", param_dtype="float32")
     small_params = init_params(config, jax.random.key(0))
     batch, limits, sampling_params = workload(prompts=8, seed=7, config=config, group=8)
@@ -249,6 +303,7 @@ def test_small_model_rows_match_static_sampler():
         sampling_params,
         num_slots=16,
         max_new_tokens_per_row=limits,
+        attention_tiers=tiers,
     )
     same = np.all(rollout.tokens == reference.tokens, axis=1)
     assert same.mean() >= 0.999
