@@ -186,6 +186,20 @@ def trailing_mean(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
+def drawn_values(name: str, values: Sequence[float], smooth: int) -> list[float]:
+    """The values drawn for metric ``name``: a trailing mean over ``smooth`` points for a
+    training metric, an evaluation (``eval/*``) as measured, whichever panel it is on.
+
+    Example:
+      >>> drawn_values("reflection/reflect_rate", [0.0, 1.0], 2), drawn_values(
+      ...     "eval/reflect_rate", [0.0, 1.0], 2)
+      ([0.0, 0.5], [0.0, 1.0])
+    """
+    if smooth > 1 and not name.startswith("eval/"):
+        return trailing_mean(values, smooth)
+    return list(values)
+
+
 def plot_metrics(
     workdir: str | Sequence[str],
     out_dir: str | None = None,
@@ -248,8 +262,7 @@ def plot_metrics(
         for colour, (run_label, run) in zip(colours, runs.items(), strict=True):
             for index, name in enumerate(n for n in names if n in run):
                 steps, values = run[name]
-                if smooth > 1 and file_name != "eval":
-                    values = trailing_mean(values, smooth)
+                values = drawn_values(name, values, smooth)
                 axes.plot(
                     steps,
                     values,
@@ -258,8 +271,8 @@ def plot_metrics(
                     color=colour if len(runs) > 1 else None,
                     linestyle=styles[index % len(styles)] if len(runs) > 1 else "-",
                 )
-        smoothed = smooth > 1 and file_name != "eval"
-        axes.set_title(f"{title} (trailing mean of {smooth})" if smoothed else title)
+        smoothed = smooth > 1 and any(not n.startswith("eval/") for n in names)
+        axes.set_title(f"{title} (training: trailing mean of {smooth})" if smoothed else title)
         axes.set_xlabel("step")
         axes.set_ylabel(y_label)
         axes.grid(alpha=0.3)
