@@ -200,6 +200,23 @@ def test_default_recipe_raises_held_out_accuracy(tmp_path):
     assert rewards and all(0.0 <= value <= 1.0 for value in rewards)
 
 
+@pytest.mark.slow
+@pytest.mark.recipe
+def test_self_verification_recipe_amplifies_checking_and_accuracy(tmp_path):
+    """The whole self-verification experiment (about 20 minutes on 2 CPU cores): RL raises the
+    share of evaluation samples that check their answer by more than 10 points and pass@1 by
+    more than 5 (seed 0 on 500 problems: 23.5 -> 100 and 32.8 -> 78.6). Runs with
+    ``R1JAX_RECIPE_TESTS=1``."""
+    config = config_lib.load_config(
+        str(ROOT / "experiments" / "self_verification.py"),
+        ["eval.num_problems=200", "logging.progress_bar=false"],
+    )
+    summary = run_on_one_device(config, str(tmp_path))
+    before, after = summary["eval_after_sft"], summary["eval_final"]
+    assert after["reflect_rate"] > before["reflect_rate"] + 0.10, (before, after)
+    assert after["pass@1"] > before["pass@1"] + 0.05, (before, after)
+
+
 def test_a_from_scratch_tokenizer_is_fit_on_the_warm_start_traces():
     """Words of every method the SFT mixture names (``carry``, ``write``) become tokens."""
     config = config_lib.load_config(DEFAULT)
