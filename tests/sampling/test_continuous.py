@@ -52,9 +52,11 @@ def assert_same_rows(reference, rollout, atol=1e-5):
     np.testing.assert_allclose(rollout.logprobs, reference.logprobs, atol=atol, rtol=0)
 
 
-def test_matches_static_sampler_row_for_row(params):
-    """256 new tokens with stop ids, stop sequences, per-row budgets, top-k and top-p: the same
-    tokens as `sample` for every row, log-probs to float rounding."""
+@pytest.mark.parametrize("tiers", [(), (32, 96)], ids=["whole-rings", "bands"])
+def test_matches_static_sampler_row_for_row(params, tiers):
+    """256 new tokens with stop ids, stop sequences, per-row budgets, top-k and top-p, the
+    decode attending over whole rings or in bands: the same tokens as `sample` for every row,
+    log-probs to float rounding."""
     batch, limits, sampling_params = workload()
     key = jax.random.key(3)
     reference = sample(params, CONFIG, batch, key, sampling_params, max_new_tokens_per_row=limits)
@@ -66,6 +68,7 @@ def test_matches_static_sampler_row_for_row(params):
         sampling_params,
         num_slots=8,
         max_new_tokens_per_row=limits,
+        attention_tiers=tiers,
     )
     assert rollout.tokens.shape == (24, 256)
     assert set(rollout.finish_reason_names()) >= {"stop_token", "length"}
