@@ -34,19 +34,19 @@ Measured on the 2-core CPU (an Intel Xeon KVM guest; jax float32), one run at a 
 
     seed  after SFT: reflect, pass@1 / pass@4   after RL: reflect, pass@1 / pass@4   wall time
     0     23.5, 32.8 / 59.8                    100.0, 78.6 / 83.2                   17 min 39 s
-    1     23.1, 48.3 / 77.6                    100.0, 91.0 / 96.6                   21 min 20 s
+    1     23.1, 48.3 / 77.6                    100.0, 91.0 / 96.6                   17 min 54 s
     2     22.9, 38.8 / 67.8                    100.0, 86.0 / 93.0                   18 min 51 s
 
 (reflect +76.5 / +76.9 / +77.1, pass@1 +45.8 / +42.7 / +47.2; run as the default experiment
 with ``--config.sft.source=reference:verify=0.35,direct=0.65
 --config.sampling.max_new_tokens=192``, the same config key for key, code of commit 239ca47,
 2026-12-06, in a slow hour of the shared machine: warm-start steps 0.62-0.76 s against 0.41-0.49 s
-in a normal one; seed 1 ran beside benchmarks and tests of other work, as did seed 0's first
-run, 20 min 24 s; seed 0's time is its second run, with this file at commit 45bdd1b, which
-gave the same evaluations to the last digit.)
+in a normal one; seeds 0 and 1 first ran beside benchmarks and tests of other work, 20 min
+24 s and 21 min 20 s; their times here are their second runs, alone, with this file at commits
+45bdd1b and 61954e1, which gave the same evaluations to the last digit.)
 
 Expected: the reflect rate rises from about 23% to all samples and pass@1 by 40-50 points, to
-78-91%, in 18-21 minutes in a slow hour like the one above; in a normal hour an estimate
+78-91%, in 18-19 minutes in a slow hour like the one above; in a normal hour an estimate
 (not measured) is 14-15 minutes: 1,200 warm-start steps at the default experiment's 0.41-0.49 s,
 160 RL steps at these runs' 1.6-1.75 s, and the two evaluations.
 
