@@ -131,11 +131,13 @@ def settings_from_config(config, mesh=None, rules=None) -> ContinuousSettings | 
             "only: set sampling.partial_rollouts=true"
         )
     tiers = tuple(s.attention_tiers)
-    if any(not isinstance(b, int) or b < 1 for b in tiers) or list(tiers) != sorted(set(tiers)):
+    try:
+        continuous.check_attention_tiers(tiers)
+    except ValueError:
         raise ConfigError(
             f"sampling.attention_tiers={tiers!r}: must be increasing positive column counts, "
             "or () to attend over every whole ring"
-        )
+        ) from None
     if jax.process_count() > 1:
         raise ConfigError(
             f"sampling.mode=continuous runs in one process ({jax.process_count()} here): the "

@@ -12,6 +12,7 @@ import pytest
 from r1jax import config as config_lib
 from r1jax import continuous_rollouts, experience, metrics, train
 from r1jax.models import ModelConfig, init_params
+from r1jax.sampling import continuous
 from r1jax.sampling.rollout import PromptBatch
 from r1jax.sampling.sampler import SamplingParams
 
@@ -162,6 +163,7 @@ def test_continuous_settings_and_the_slot_default():
     assert settings == continuous_rollouts.ContinuousSettings(
         slots=4, partial_rollouts=True, step_budget=0, attention_tiers=(256,)
     )  # prompts_per_step * group_size
+    assert tuple(small_config().sampling.attention_tiers) == continuous.ATTENTION_TIERS
     no_bands = small_config("sampling.mode=continuous", "sampling.attention_tiers=()")
     assert continuous_rollouts.settings_from_config(no_bands).attention_tiers == ()
 

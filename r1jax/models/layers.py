@@ -426,6 +426,19 @@ def causal_attention(
     return gather(out, inverse)
 
 
+def _one_query_scores(
+    q: jax.Array, keys: jax.Array, mask: jax.Array, dtype: jnp.dtype
+) -> jax.Array:
+    """Scaled float32 scores ``[B, K, G, T]`` of ``q [B, K, G, Dh]`` against ``keys [B, K,
+    Dh, T]`` (one ``[G, Dh] x [Dh, T]`` product per ``(B, K)``), ``MASK_VALUE`` where the
+    ``[B, 1, T]`` ``mask`` is False."""
+    scores = jnp.einsum(
+        "bkgd,bkdt->bkgt", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
+    )
+    scores = scores * np.float32(q.shape[-1] ** -0.5)
+    return jnp.where(mask[:, :, None, :], scores, MASK_VALUE)
+
+
 def _attend_one_query(
     q: jax.Array, keys: jax.Array, values: jax.Array, mask: jax.Array, dtype: jnp.dtype
 ) -> jax.Array:
@@ -438,11 +451,7 @@ def _attend_one_query(
     batch, _, num_heads, head_dim = q.shape
     num_kv_heads = keys.shape[1]
     q = q.reshape(batch, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [B, K, G, Dh]
-    scores = jnp.einsum(
-        "bkgd,bkdt->bkgt", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
-    )  # [B, K, G, T]
-    scores = scores * np.float32(head_dim**-0.5)
-    scores = jnp.where(mask[:, :, None, :], scores, MASK_VALUE)
+    scores = _one_query_scores(q, keys, mask, dtype)  # [B, K, G, T]
     probs = jax.nn.softmax(scores, axis=-1)  # [B, K, G, T]
     out = jnp.einsum(
         "bkgt,bktd->bkgd",
@@ -469,13 +478,8 @@ def _one_query_partial(
       score, ``MASK_VALUE`` where none) and ``total [B, K, G]`` (``sum_t w_t``) with
       ``w_t = exp(score_t - top)`` on valid keys and 0 elsewhere.
     """
-    head_dim = q.shape[-1]
-    scores = jnp.einsum(
-        "bkgd,bkdt->bkgt", q.astype(dtype), keys.astype(dtype), preferred_element_type=jnp.float32
-    )  # [B, K, G, T]
-    scores = scores * np.float32(head_dim**-0.5)
+    scores = _one_query_scores(q, keys, valid[:, None, :], dtype)  # [B, K, G, T]
     keep = valid[:, None, None, :]
-    scores = jnp.where(keep, scores, MASK_VALUE)
     top = jnp.max(scores, axis=-1)  # [B, K, G]
     weights = jnp.where(keep, jnp.exp(scores - top[..., None]), 0.0)  # [B, K, G, T]
     out = jnp.einsum(

@@ -61,7 +61,7 @@ import numpy as np
 from jax import lax
 
 from r1jax import sharding as sharding_lib
-from r1jax.models import CacheTier, KVCache, ModelConfig, forward
+from r1jax.models import CacheTier, KVCache, ModelConfig
 from r1jax.sampling import sampler, stopping
 from r1jax.sampling.rollout import PromptBatch, Rollout
 
@@ -297,6 +297,24 @@ class Tiering:
         return self.bounds[0] + self.chunk_steps + -(-older // num_slots)
 
 
+def check_attention_tiers(bounds) -> None:
+    """Raises ValueError unless ``bounds`` are increasing positive integers (``()`` is fine).
+
+    Example:
+      >>> check_attention_tiers((256, 512)); check_attention_tiers(())
+      >>> check_attention_tiers((512, 256))
+      Traceback (most recent call last):
+      ...
+      ValueError: attention tier bounds must be increasing positive column counts, got (512, 256)
+    """
+    bounds = tuple(bounds)
+    valid = all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in bounds)
+    if not valid or list(bounds) != sorted(set(bounds)):
+        raise ValueError(
+            f"attention tier bounds must be increasing positive column counts, got {bounds}"
+        )
+
+
 def tiering(
     num_slots: int, ring: int, bounds: tuple[int, ...], chunk_steps: int = 32
 ) -> Tiering | None:
@@ -318,8 +336,7 @@ def tiering(
     """
     if chunk_steps < 1:
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
-    if list(bounds) != sorted(set(bounds)) or any(b < 1 for b in bounds):
-        raise ValueError(f"attention tier bounds must be increasing and >= 1, got {bounds}")
+    check_attention_tiers(bounds)
     kept = tuple(int(b) for b in bounds if b + chunk_steps < ring)
     if not kept:
         return None
@@ -415,19 +432,8 @@ def _row_spans(state: SlotState, cache: KVCache) -> jax.Array:
 
 def _decode_step(params, s, c, controls, tiers, *, config, plan, rules, by_rows, ring):
     """One decode step of every slot: feed each row's last token, draw its next one."""
-    positions = jnp.maximum(s.prompt_lengths + s.step - 1, 0)  # [N]
-    logits, c = forward(
-        params,
-        s.last_token[:, None],
-        positions[:, None],
-        config,
-        attention_mask=jnp.ones_like(s.last_token)[:, None],
-        kv_cache=c,
-        rules=rules,
-        kernels_by_rows=by_rows,
-        cache_tiers=tiers,
-    )
-    s = _emit_slots(s, logits[:, 0], controls, plan)
+    logits, c = sampler.next_token_logits(params, s, c, config, rules, by_rows, cache_tiers=tiers)
+    s = _emit_slots(s, logits, controls, plan)
     s = dataclasses.replace(s, column=(s.column + 1) % ring, decode_steps=s.decode_steps + 1)
     return s, c
 

@@ -486,8 +486,10 @@ def next_token_logits(
     config: ModelConfig,
     rules: sharding_lib.ShardingRules | None = None,
     kernels_by_rows: bool = False,
+    cache_tiers: tuple = (),
 ) -> tuple[jax.Array, KVCache]:
-    """Feeds ``state.last_token`` at the cache's next slot, attending over the whole cache.
+    """Feeds ``state.last_token`` at the cache's next slot, attending over the whole cache
+    (and the older bands of ``cache_tiers``, `r1jax.models.CacheTier`, for their rows).
 
     ``kernels_by_rows``: ``params`` are in the layout of `r1jax.models.kernels_by_rows`.
 
@@ -504,6 +506,7 @@ def next_token_logits(
         kv_cache=cache,
         rules=rules,
         kernels_by_rows=kernels_by_rows,
+        cache_tiers=cache_tiers,
     )
     return logits[:, 0], cache  # [B, V]
 
