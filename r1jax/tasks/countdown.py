@@ -72,7 +72,7 @@ CORRECT_SCORE = 1.0
 FORMAT_SCORE = 0.1
 
 _OPS = ("+", "-", "*", "/")
-REFERENCE_METHODS = ("search", "witness", "guess", "verify")
+REFERENCE_METHODS = ("search", "witness", "guess", "verify", "enumerate")
 
 
 def prompt(problem: dict, *, template: str = "base") -> str:
@@ -390,6 +390,11 @@ def reference_completion(
         random equations that miss the target are checked, found wrong and replaced, then
         the solution is stated and checked). ``"guess"`` and ``"verify"`` differ only in the
         checks, so a warm start that mixes them has a self-verification rate to amplify.
+        ``"enumerate"`` (two numbers only): the larger number ``x`` and the smaller ``y`` are
+        combined as ``x + y``, ``x - y``, ``x * y`` and ``x / y``, always all four and in that
+        order, then the first whose value is the target is picked (``"T = x op y."``). Every
+        step is one operation on the given numbers and no value sits where the target is
+        expected, so a model that has learned the arithmetic solves every problem this way.
       max_dead_ends: at most this many failed attempts in ``"search"`` and ``"verify"``.
 
     Example:
@@ -404,6 +409,8 @@ def reference_completion(
     rng = np.random.default_rng(0) if rng is None else rng
     numbers = [int(x) for x in problem["numbers"]]
     target = Fraction(int(problem["target"]))
+    if method == "enumerate":
+        return _enumerate_completion(numbers, target)
     tree = _witness_tree(problem.get("witness"), numbers, target)
     if tree is None:
         tree = _search(numbers, target, max_states=2_000_000)
@@ -444,6 +451,31 @@ def reference_completion(
     lines.append(f"So the equation is {answer} = {int(target)}.")
     lines.append(f"</think> <answer>{answer}</answer>")
     return "\n".join(lines)
+
+
+def _enumerate_completion(numbers: list[int], target: Fraction) -> str:
+    """The ``"enumerate"`` trace: all four operations on two numbers, then the one that hits."""
+    if len(numbers) != 2:
+        raise ValueError(
+            f"countdown method 'enumerate' needs exactly two numbers, got {len(numbers)}"
+        )
+    y, x = sorted(numbers)
+    tried = []
+    for op in _OPS:
+        value = _combine(op, Fraction(x), Fraction(y))
+        if value is not None:  # not x / 0
+            tried.append((f"{x} {op} {y}", value))
+    hit = next((expression for expression, value in tried if value == target), None)
+    if hit is None:
+        raise ValueError(f"countdown problem has no solution: {numbers} -> {int(target)}")
+    return "\n".join(
+        [
+            f" We need to reach {int(target)} with {numbers}, using each number once.",
+            ", ".join(f"{expression} = {_fmt(value)}" for expression, value in tried) + ".",
+            f"{int(target)} = {hit}.",
+            f"</think> <answer>{hit}</answer>",
+        ]
+    )
 
 
 def _extract(text: str, *, last_line_only: bool) -> str | None:

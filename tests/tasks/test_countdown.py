@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -134,7 +136,8 @@ def test_solve_reports_impossible_targets():
 def test_reference_completions_verify_as_correct(method):
     for index in range(30):
         rng = np.random.default_rng([11, index])
-        problem = countdown.generate(rng, num_numbers=(3, 4, 5))
+        sizes = 2 if method == "enumerate" else (3, 4, 5)  # enumerate: two numbers only
+        problem = countdown.generate(rng, num_numbers=sizes)
         completion = countdown.reference_completion(problem, rng, method=method)
         verdict = countdown.verify(completion, problem)
         assert verdict.correct, completion
@@ -179,6 +182,36 @@ def test_verify_traces_check_each_stated_equation_and_guess_traces_are_them_with
         assert guess.splitlines() == [lines[0], stated[-1], lines[-1]]
         assert reflection_count(guess) == 0
     assert min(dead_ends) == 0 and max(dead_ends) == 3
+
+
+def test_enumerate_traces_compute_all_four_operations_then_pick_the_first_hit():
+    """An ``enumerate`` trace combines the larger number with the smaller by +, -, *, / in
+    that order, every value exact and all four always written, then picks the first that
+    reaches the target; three numbers are refused by name."""
+    picked = set()
+    for index in range(200):
+        problem = countdown.generate(
+            np.random.default_rng([13, index]), num_numbers=2, number_range=(1, 50)
+        )
+        y, x = sorted(problem["numbers"])
+        target = problem["target"]
+        lines = countdown.reference_completion(problem, method="enumerate").splitlines()
+        assert len(lines) == 4
+        values = [countdown._combine(op, Fraction(x), Fraction(y)) for op in "+-*/"]
+        assert (
+            lines[1]
+            == ", ".join(
+                f"{x} {op} {y} = {countdown._fmt(value)}" for op, value in zip("+-*/", values)
+            )
+            + "."
+        )
+        first_hit = next(i for i, value in enumerate(values) if value == target)
+        expression = f"{x} {'+-*/'[first_hit]} {y}"
+        assert lines[2:] == [f"{target} = {expression}.", f"</think> <answer>{expression}</answer>"]
+        picked.add(first_hit)
+    assert picked == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match="'enumerate' needs exactly two numbers, got 3"):
+        countdown.reference_completion({"numbers": [1, 2, 3], "target": 6}, method="enumerate")
 
 
 @pytest.mark.slow
