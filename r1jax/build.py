@@ -94,18 +94,30 @@ def prompt_fn(config: ml_collections.ConfigDict, task_module: Any, tokenizer: To
     return prompt_data.make_prompt_fn(task_module, template=data.template)
 
 
+def merges_per_task(config: ml_collections.ConfigDict) -> int:
+    """``tokenizer.merges_per_task``, checked: a from-scratch tokenizer's BPE merges per task."""
+    value = config.tokenizer.get("merges_per_task", 256)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise config_lib.ConfigError(
+            f"tokenizer.merges_per_task must be a non-negative integer, got {value!r}"
+        )
+    return value
+
+
 def tokenizer(
     config: ml_collections.ConfigDict,
     workdir: str,
     task_module: Any,
     *,
     texts=None,
-    num_merges: int = 256,
+    num_tasks: int = 1,
 ) -> Tokenizer:
     """``tokenizer.path``, the ``model.init_from`` run's or export's, the model's own, or one
-    fit from scratch in ``workdir/tokenizer``: 256 bytes, the special tokens and ``num_merges``
-    BPE merges learnt from ``texts()`` (a zero-argument callable giving the texts; None: the
-    task's prompts and traces, `r1jax.data.from_config.tokenizer_texts`)."""
+    fit from scratch in ``workdir/tokenizer``: 256 bytes, the special tokens and
+    ``tokenizer.merges_per_task`` x ``num_tasks`` BPE merges learnt from ``texts()`` (a
+    zero-argument callable giving the texts; None: the task's prompts and traces,
+    `r1jax.data.from_config.tokenizer_texts`)."""
+    num_merges = merges_per_task(config) * num_tasks  # checked whichever tokenizer is used
     if config.tokenizer.path:
         return Tokenizer.from_pretrained(config.tokenizer.path)
     if config.model.init_from:

@@ -120,11 +120,11 @@ class Trainer:
         distributed.check_layout(config, self.mesh, self.rules, sft=bool(self.sft_steps))
         # sampling.mode=continuous: checked before anything is built.
         self.continuous = continuous_rollouts.settings_from_config(config, self.mesh, self.rules)
-        fit = {}  # a tokenizer fit from scratch sees every task, 256 merges for each
+        fit = {}  # a tokenizer fit from scratch sees every task, tokenizer.merges_per_task each
         if mixture.is_mixture(config):
             fit = dict(
                 texts=functools.partial(mixture.tokenizer_texts, self.run_tasks),
-                num_merges=256 * len(self.run_tasks),
+                num_tasks=len(self.run_tasks),
             )
         self.tokenizer = build.tokenizer(config, workdir, self.task, **fit)
         init_key = jax.random.fold_in(jax.random.key(config.seed), INIT_STREAM)

@@ -301,6 +301,25 @@ def test_a_vocab_multiple_below_one_is_a_config_error(tmp_path):
         build.model(config, tokenizer, jax.random.key(0), None, None)
 
 
+def test_merges_per_task_sets_the_from_scratch_vocab_and_bad_values_name_the_key(tmp_path):
+    """More merges make a task's frequent words single tokens (and prompts shorter)."""
+    lengths = {}
+    for merges in (64, 512):
+        config = config_lib.load_config(DEFAULT, [f"tokenizer.merges_per_task={merges}"])
+        task = build.task(config)
+        tokenizer = build.tokenizer(config, str(tmp_path / str(merges)), task)
+        assert tokenizer.vocab_size <= 256 + len(build.TOKENIZER_SPECIALS) + merges
+        prompt = build.prompt_fn(config, task, tokenizer)(task.generate(np.random.default_rng(0)))
+        lengths[merges] = len(tokenizer.encode(prompt))
+    assert build.tokenizer(config, str(tmp_path / "512"), task).vocab_size > 256 + 64 + 3
+    assert lengths[512] < lengths[64]
+    config = config_lib.load_config(DEFAULT, ["tokenizer.merges_per_task=-1"])
+    with pytest.raises(config_lib.ConfigError, match=r"tokenizer\.merges_per_task must be"):
+        build.tokenizer(config, str(tmp_path / "bad"), build.task(config))
+    with pytest.raises(config_lib.ConfigError, match=r"'tokenizer\.merges_per_task'"):
+        config_lib.load_config(DEFAULT, ["tokenizer.merges_per_task=1.5"])
+
+
 def test_a_bucket_step_below_one_is_a_config_error(tmp_path):
     config = config_lib.load_config(DEFAULT, ["sft.bucket_step=0"])
     task = build.task(config)
