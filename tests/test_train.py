@@ -217,6 +217,21 @@ def test_self_verification_recipe_amplifies_checking_and_accuracy(tmp_path):
     assert after["pass@1"] > before["pass@1"] + 0.05, (before, after)
 
 
+@pytest.mark.slow
+@pytest.mark.recipe
+def test_countdown_cpu_recipe_raises_held_out_accuracy(tmp_path):
+    """TinyZero's Countdown ``:cpu`` recipe whole (about 10 minutes on 2 CPU cores): RL raises
+    held-out pass@1 by more than 8 points (seed 0: 56.5 -> 68.3 on the same 500 problems; the
+    margin leaves room for another machine's rounding). Runs with ``R1JAX_RECIPE_TESTS=1``."""
+    config = config_lib.load_config(
+        str(ROOT / "experiments" / "tinyzero_countdown.py") + ":cpu",
+        ["logging.progress_bar=false"],
+    )
+    summary = run_on_one_device(config, str(tmp_path))
+    before, after = summary["eval_after_sft"], summary["eval_final"]
+    assert after["pass@1"] > before["pass@1"] + 0.08, (before, after)
+
+
 def test_a_from_scratch_tokenizer_is_fit_on_the_warm_start_traces():
     """Words of every method the SFT mixture names (``carry``, ``write``) become tokens."""
     config = config_lib.load_config(DEFAULT)
