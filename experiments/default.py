@@ -38,7 +38,9 @@ AMX; jax 0.10.2, float32), one run at a time with nothing else running,
     4     32.0 / 70.2 / 41.2  88.5 / 91.6 / 88.8  +56.5        17 min 5 s (a slower hour)
 
 The runs are deterministic given the seed. Seed 4's warm-start steps took 0.51-0.76 s against
-seed 0's 0.41-0.49 s (same code and shapes, a slower hour on the shared machine).
+seed 0's 0.41-0.49 s (same code and shapes, a slower hour on the shared machine); rerun alone
+at commit c1ea0c7 it gave the same evaluations in 17 min 34 s (warm-start steps at a median of
+0.54 s, RL steps 1.70 s), another slow hour.
 
 Rounding-only changes. ``--config.sft.bucket_step=32`` pads every warm-start batch to the
 same width as the default 64 (256: each batch holds a ``long_split`` example, 227-242 tokens
