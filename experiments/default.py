@@ -51,7 +51,9 @@ micro-batches of 16 rows):
     seed  after SFT           after RL            pass@1 gain  wall time
     0     43.9 / 76.8 / 51.2  91.7 / 94.8 / 93.0  +47.9        12 min 41 s
     1     41.4 / 73.0 / 48.2  87.8 / 92.0 / 88.6  +46.3        14 min 57 s
-    2     38.8 / 68.0 / 44.2  75.5 / 82.0 / 75.8  +36.7        19 min 57 s (a slower hour)
+    2     38.8 / 68.0 / 44.2  75.5 / 82.0 / 75.8  +36.7        19 min 57 s (a slower hour;
+                                                                 rerun at c1ea0c7: 12 min 58 s,
+                                                                 the same evaluations)
 
 Expected: pass@1 rises by 24 to 57 points on seeds 0-4 (37 to 48 with micro-batches of 16), to
 71-93%, in 12 to 14 minutes on such a machine (about 0.43 s per warm-start step and 1.4 s per
