@@ -70,11 +70,11 @@ Measured with ``:cpu`` on the 2-core CPU (an Intel Xeon KVM guest; jax float32),
 time, ``python -m r1jax.train --config experiments/logic_rl_kk.py:cpu --config.seed=0
 --config.data.seed=0 --workdir DIR``, 2026-12-06; pass@1 / pass@4 / maj@4 in %:
 
-    after the warm start   23.0 / 54.6 / 24.8
-    after 160 RL steps     29.7 / 33.2 / 29.8   (pass@1 +6.7)
+    seed  after the warm start  after 160 RL steps  pass@1 gain  wall time
+    0     23.0 / 54.6 / 24.8    29.7 / 33.2 / 29.8  +6.7         13 min 15 s
+    1     11.5 / 27.0 / 14.6    15.3 / 21.8 / 15.4  +3.8         13 min 21 s
 
-in 13 min 15 s (warm-start steps about 0.37 s, RL steps about 1.4 s). Seeds 1 and 2 were not
-run. Logic-RL's result, RL teaching the puzzles, is out of this model's reach in 20 CPU minutes:
+(warm-start steps about 0.37 s, RL steps about 1.4 s; seed 2 was not run). Logic-RL's result, RL teaching the puzzles, is out of this model's reach in 20 CPU minutes:
 a guess of the three roles at random is right 12.5% of the time and, over 4 samples, 41.4%;
 the warm start is barely above that (23.0 / 54.6), so it guesses rather than solves, and RL
 sharpens the guess (pass@4 falls to 33.2) rather than teaching a method. What was tried (seed
