@@ -96,7 +96,7 @@ def prompt_fn(config: ml_collections.ConfigDict, task_module: Any, tokenizer: To
 
 def merges_per_task(config: ml_collections.ConfigDict) -> int:
     """``tokenizer.merges_per_task``, checked: a from-scratch tokenizer's BPE merges per task."""
-    value = config.tokenizer.get("merges_per_task", 256)
+    value = config.tokenizer.merges_per_task
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise config_lib.ConfigError(
             f"tokenizer.merges_per_task must be a non-negative integer, got {value!r}"
