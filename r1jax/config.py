@@ -115,9 +115,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.tokenizer.path = ""  # dir with tokenizer.json; empty = the model dir
     c.tokenizer.use_chat_template = False  # wrap prompts in the tokenizer's chat template
     c.tokenizer.extra_stop_token_ids = ()  # token ids that end a completion besides EOS
-    # A tokenizer fit from scratch (a model preset): BPE merges learnt per task. More merges
-    # make whole words (names, say) single tokens and prompts shorter.
-    c.tokenizer.merges_per_task = 256
+    # A tokenizer fit from scratch (a model preset): more merges make whole words (names,
+    # say) single tokens and prompts shorter.
+    c.tokenizer.merges_per_task = 256  # BPE merges learnt per task
 
     c.data = ml_collections.ConfigDict()
     c.data.task = "countdown"  # countdown | multiplication | knights_knaves | math | format
