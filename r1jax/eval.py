@@ -46,16 +46,25 @@ from r1jax.tasks import TASKS, resolve_task
 from r1jax.tokenizer import Tokenizer
 from r1jax.verifiers import VerifierPool, reflection
 
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+
+
+def _is_model_directory(path: str) -> bool:
+    """config.json beside weights: a training workdir holds a config.json (the run's) too."""
+    return os.path.isfile(os.path.join(path, "config.json")) and any(
+        os.path.isfile(os.path.join(path, name)) for name in _WEIGHT_FILES
+    )
+
 
 def _model_directory(path: str) -> str:
-    if os.path.isfile(os.path.join(path, "config.json")):
+    if _is_model_directory(path):
         return path
     export = os.path.join(path, "export")
-    if os.path.isfile(os.path.join(export, "config.json")):
+    if _is_model_directory(export):
         return export
     raise SystemExit(
-        f"--checkpoint {path!r}: neither a model directory (config.json) nor a training "
-        "workdir with an export/ directory"
+        f"--checkpoint {path!r}: neither a model directory (config.json and model.safetensors) "
+        "nor a training workdir with an export/ directory"
     )
 
 

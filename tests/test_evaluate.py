@@ -71,6 +71,19 @@ def test_eval_command_line_reads_an_exported_model(model, tmp_path, capsys):
     assert "pass@1" in capsys.readouterr().out
 
 
+def test_eval_command_line_reads_a_workdirs_export_beside_the_runs_config_json(
+    model, tmp_path, capsys
+):
+    """A training workdir holds the run's config.json; --checkpoint WORKDIR reads export/."""
+    config, params, tokenizer, _ = model
+    save_pretrained(tmp_path / "export", config, params, tokenizer)
+    (tmp_path / "config.json").write_text('{"seed": 0, "model": {"name": "tiny"}}')
+    argv = ["--checkpoint", str(tmp_path), "--task", "multiplication", "--num-problems", "2"]
+    results = eval_cli.main([*argv, "--k", "1", "--max-new-tokens", "4", "--workers", "1"])
+    assert results["num_problems"] == 2
+    assert str(tmp_path / "export") in capsys.readouterr().out
+
+
 def test_eval_command_line_rejects_a_directory_without_a_model(tmp_path):
     with pytest.raises(SystemExit, match="neither a model directory"):
         eval_cli.main(["--checkpoint", str(tmp_path), "--task", "multiplication"])
