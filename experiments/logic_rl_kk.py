@@ -160,11 +160,7 @@ def get_config(arg=None):
             heldout_fraction=0.15,
         )
         c.sampling.update(max_new_tokens=48, stop_strings=("</answer>",))
-        # DAPO's dynamic sampling (arXiv:2503.14476 §3.2): groups whose rewards are all equal
-        # are dropped and more are sampled, so every step's puzzles carry a learning signal.
-        c.objective = dict(
-            algorithm="dr_grpo", kl_coef=0.0, dynamic_sampling=dict(enabled=True, max_rounds=10)
-        )
+        c.objective = dict(algorithm="dr_grpo", kl_coef=0.0)
         c.reference = dict(mode="none")
         c.optim = dict(lr=2e-4, weight_decay=0.0, grad_clip_norm=1.0, minibatches_per_step=1)
         c.sft = dict(
