@@ -35,12 +35,14 @@ AMX; jax 0.10.2, float32), one run at a time with nothing else running,
     1     37.4 / 67.4 / 44.0  81.9 / 87.4 / 82.8  +44.5        13 min 19 s
     2     38.7 / 66.6 / 44.0  70.9 / 81.4 / 73.2  +32.2        13 min 46 s
     3     66.8 / 91.4 / 72.4  91.2 / 95.0 / 91.4  +24.5        12 min 35 s
-    4     32.0 / 70.2 / 41.2  88.5 / 91.6 / 88.8  +56.5        17 min 5 s (a slower hour)
+    4     32.0 / 70.2 / 41.2  88.5 / 91.6 / 88.8  +56.5        14 min 45 s (17 min 5 s
+                                                                 in a slower hour)
 
 The runs are deterministic given the seed. Seed 4's warm-start steps took 0.51-0.76 s against
 seed 0's 0.41-0.49 s (same code and shapes, a slower hour on the shared machine); rerun alone
 at commit c1ea0c7 it gave the same evaluations in 17 min 34 s (warm-start steps at a median of
-0.54 s, RL steps 1.70 s), another slow hour.
+0.54 s, RL steps 1.70 s), another slow hour; rerun alone at commit 3e58431 (the same code for
+this recipe), the same evaluations in 14 min 45 s (a median of 0.51 s).
 
 Rounding-only changes. ``--config.sft.bucket_step=32`` pads every warm-start batch to the
 same width as the default 64 (256: each batch holds a ``long_split`` example, 227-242 tokens
