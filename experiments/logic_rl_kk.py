@@ -67,19 +67,42 @@ Presets:
 - ``:smoke``: two warm-start and two RL steps with tiny batches (used by the tests).
 
 Measured with ``:cpu`` on the 2-core CPU (an Intel Xeon KVM guest; jax float32), one run at a
-time, ``python -m r1jax.train --config experiments/logic_rl_kk.py:cpu --config.seed=0
---config.data.seed=0 --workdir DIR``, 2026-12-06; pass@1 / pass@4 / maj@4 in %:
+time, ``python -m r1jax.train --config experiments/logic_rl_kk.py:cpu --config.seed=N
+--config.data.seed=N --workdir DIR``, 2026-12-06; pass@1 / pass@4 / maj@4 in %:
 
     seed  after the warm start  after 160 RL steps  pass@1 gain  wall time
     0     23.0 / 54.6 / 24.8    29.7 / 33.2 / 29.8  +6.7         13 min 15 s
     1     11.5 / 27.0 / 14.6    15.3 / 21.8 / 15.4  +3.8         13 min 21 s
+    2     7.8 / 21.8 / 8.8      10.5 / 18.4 / 12.0  +2.7         11 min 37 s
 
-(warm-start steps about 0.37 s, RL steps about 1.4 s; seed 2 was not run). Logic-RL's result, RL teaching the puzzles, is out of this model's reach in 20 CPU minutes:
-a guess of the three roles at random is right 12.5% of the time and, over 4 samples, 41.4%;
-the warm start is barely above that (23.0 / 54.6), so it guesses rather than solves, and RL
-sharpens the guess (pass@4 falls to 33.2) rather than teaching a method. What was tried (seed
-0, 500 held-out puzzles x 4 samples each):
+(warm-start steps about 0.37 s, RL steps about 1.4 s; seeds 0 and 1 at earlier commits, seed 2
+at 5dd0657: the same settings, key for key in each run's config.json). Expected: a gain of 2 to
+7 points. Seed 2's warm start is below chance: its logged answers name one person twice (``(1)
+Aria is a knave (2) Aria is a knight (3) Grace is a knave``), so they cannot be right. Short of
+Logic-RL's result, RL teaching the puzzles: here RL turns the warm start's greedy answer into
+its sampled one and stops there. ``python -m r1jax.eval --checkpoint DIR --task knights_knaves
+--task-option n_people=3 --heldout-fraction 0.15 --distinct --num-problems 500 --k 4
+--max-new-tokens 48 --stop '</answer>'`` on the seed-0 warm start (a run with
+``--config.steps=0``) prints greedy 32.6% against pass@1 22.6% and pass@4 52.8%; after 160 RL
+steps from it, greedy 29.0 / pass@1 28.8 / pass@4 31.2; with dynamic sampling, greedy 31.6 /
+pass@1 31.2, and after 240 steps 31.8 / 31.8. So RL closes the gap between the sampled and the
+greedy answer (10.0 points on seed 0) and the greedy accuracy does not rise: 10-15 thousand
+rewarded samples teach this model nothing about the puzzles that the warm start's 16 thousand
+answers did not. The gap is small because the warm start barely solves: a random guess of the
+three roles is right 12.5% of the time and, over 4 samples, 41.4%, and seed 1's warm start
+(11.5 / 27.0) is at chance. What was tried (500 held-out puzzles x 4 samples each):
 
+- RL from the same seed-0 warm start (``--config.model.init_from=WARMSTART
+  --config.sft.mode=none``), 160 steps, pass@1 after RL against 23.0 before: as committed,
+  28.3; 16 samples of 4 puzzles a step, 28.4; rollouts at temperature 0.7 (Logic-RL's paper),
+  26.8; DAPO's dynamic sampling (``objective.dynamic_sampling.enabled=True``), 31.4 (the RL
+  part took 7 min 16 s against 4 min 42 s without), and 32.0 after 240 steps (8 min 51 s).
+- dynamic sampling in whole runs: seed 0 23.0 -> 29.4 (+6.4, 12 min 42 s), seed 1 11.5 ->
+  12.2 (+0.7, 14 min 19 s), no better than without it; so the preset leaves it off.
+- a curriculum by difficulty: a warm start on 2- and 3-person puzzles
+  (``data.task_options={'n_people': (2, 3)}``, evaluated on 3 people with ``eval.sets``): 2.5
+  / 8.6 after the warm start; the model named the wrong people (one name twice, another
+  missing). Two people alone have 399 distinct puzzles, too few to hold 500 out.
 - this preset before (2- and 3-person puzzles, worked traces, REINFORCE++, 40 steps): 2.0 ->
   2.0. Worked traces run to 300-500 tokens for 3 people (``verify`` traces average 385 with a
   256-merge tokenizer), so a warm-start batch pads to about 800 tokens and RL samples hundreds
