@@ -95,8 +95,8 @@ three roles is right 12.5% of the time and, over 4 samples, 41.4%, and seed 1's 
 - RL from the same seed-0 warm start (``--config.model.init_from=WARMSTART
   --config.sft.mode=none``), 160 steps, pass@1 after RL against 23.0 before: as committed,
   28.3; 16 samples of 4 puzzles a step, 28.4; rollouts at temperature 0.7 (Logic-RL's paper),
-  26.8; DAPO's dynamic sampling (``objective.dynamic_sampling.enabled=True``), 31.4 (the RL
-  part took 7 min 16 s against 4 min 42 s without), and 32.0 after 240 steps (8 min 51 s).
+  26.8; DAPO's dynamic sampling (``objective.dynamic_sampling.enabled=True``), 31.4 (its RL-only
+  run took 7 min 16 s against 4 min 42 s without), and 32.0 after 240 steps (8 min 51 s).
 - dynamic sampling in whole runs: seed 0 23.0 -> 29.4 (+6.4, 12 min 42 s), seed 1 11.5 ->
   12.2 (+0.7, 14 min 19 s), no better than without it; so the preset leaves it off.
 - a curriculum by difficulty: a warm start on 2- and 3-person puzzles
