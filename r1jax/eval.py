@@ -41,18 +41,16 @@ from r1jax import evaluate
 from r1jax.data import partition, sources
 from r1jax.data import prompts as prompt_data
 from r1jax.data.from_config import DISTINCT_DRAWS_PER_PROBLEM, EVAL_SEED_OFFSET
-from r1jax.models import load_pretrained
+from r1jax.models import hf, load_pretrained
 from r1jax.tasks import TASKS, resolve_task
 from r1jax.tokenizer import Tokenizer
 from r1jax.verifiers import VerifierPool, reflection
-
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 
 def _is_model_directory(path: str) -> bool:
     """config.json beside weights: a training workdir holds a config.json (the run's) too."""
     return os.path.isfile(os.path.join(path, "config.json")) and any(
-        os.path.isfile(os.path.join(path, name)) for name in _WEIGHT_FILES
+        os.path.isfile(os.path.join(path, name)) for name in (hf.SINGLE_FILE, hf.INDEX_FILE)
     )
 
 
