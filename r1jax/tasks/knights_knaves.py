@@ -300,7 +300,7 @@ def user_message(problem: dict) -> str:
 
 # ------------------------------------------------------------------ reference reasoning
 
-REFERENCE_METHODS = ("search", "ordered", "guess", "verify")
+REFERENCE_METHODS = ("search", "ordered", "guess", "verify", "enumerate")
 _REFERENCE_HEAD = (
     "Let's think step by step, by considering whether each person is lying and if that leads "
     "to contradiction."
@@ -427,6 +427,64 @@ def _reasoning_steps(statements, names, order_rng: np.random.Generator | None) -
     return lines
 
 
+def _short_leaf(names, statement) -> str:
+    return f"{names[statement[1]]} {'knight' if statement[0] == 'telling-truth' else 'knave'}"
+
+
+def short_claim(names, statement) -> str:
+    """A depth-2 statement in the ``enumerate`` trace's short form: ``Liam knave``, ``not Emma
+    knight``, ``Emma knight and Liam knave``, ``if Emma knight then Liam knave``, ``Emma knight
+    iff Liam knave``.
+    """
+    kind = statement[0]
+    if kind == "not":
+        return "not " + _short_leaf(names, statement[1])
+    if kind in ("and", "or"):
+        return f" {kind} ".join(_short_leaf(names, part) for part in statement[1:])
+    if kind == "->":
+        return f"if {_short_leaf(names, statement[1])} then {_short_leaf(names, statement[2])}"
+    if kind == "<=>":
+        return f"{_short_leaf(names, statement[1])} iff {_short_leaf(names, statement[2])}"
+    if kind not in _LEAVES:
+        raise ValueError(f"only depth-2 statements can be written short, got {statement!r}")
+    return _short_leaf(names, statement)
+
+
+def _leaves(statement) -> list:
+    """The leaf statements (``["lying", i]`` / ``["telling-truth", i]``), left to right."""
+    return (
+        [statement] if statement[0] in _LEAVES else [x for p in statement[1:] for x in _leaves(p)]
+    )
+
+
+def _enumeration_lines(statements, names) -> list[str]:
+    """``enumerate`` lines: the claims in short form, then every assignment in order (knights
+    first) checked person by person up to the first claim that does not fit, until one fits."""
+    lines = [". ".join(f"{n}: {short_claim(names, s)}" for n, s in zip(names, statements)) + "."]
+    for assignment in itertools.product((True, False), repeat=len(statements)):
+        role = {n: "knight" if k else "knave" for n, k in zip(names, assignment)}
+        checks = []
+        for person, statement in enumerate(statements):
+            looked_up = ", ".join(
+                f"{names[leaf[1]]} {role[names[leaf[1]]]} "
+                + ("yes" if holds(leaf, assignment) else "no")
+                for leaf in _leaves(statement)
+            )
+            truth = holds(statement, assignment)
+            fits = truth == assignment[person]
+            checks.append(
+                f"{names[person]} {role[names[person]]} says {short_claim(names, statement)}: "
+                f"{looked_up}, {'true' if truth else 'false'}, {'fits' if fits else 'fails'}."
+            )
+            if not fits:
+                break
+        head = ", ".join(f"{n} {role[n]}" for n in names) + "."
+        lines.append(" ".join([head, *checks]))
+        if fits:  # the loop ran through every person
+            return lines
+    raise ValueError("knights_knaves puzzle has no consistent assignment")
+
+
 def _claim_text(names, statement) -> str:
     text = render_statement(names, statement)
     return "if" + text[2:] if text.startswith("If ") else text
@@ -501,7 +559,12 @@ def reference_completion(
         not fit; up to two wrong assignments drawn by ``rng`` are stated, checked and found
         wrong before the solution is stated and checked). ``"guess"`` and ``"verify"`` differ
         only in the checks, so a warm start that mixes them has a self-verification rate to
-        amplify.
+        amplify. ``"enumerate"`` (a truth-table search written for small models, about 150-250
+        tokens for 3 people with a 1,024-merge tokenizer; ``rng`` unused): each claim once in a
+        short form (`short_claim`), then each assignment in order, knights first, as ``Emma
+        knight, Liam knave.`` followed by each person's check until the first that fails, the
+        roles the claim names looked up in the assignment (``Emma knight says Liam knave: Liam
+        knave yes, true, fits.``); it stops at the assignment where every claim fits.
 
     Raises:
       ValueError: an unknown method, or a problem without names and statements or with no
@@ -529,6 +592,12 @@ def reference_completion(
         lines = _stated_and_checked(
             statements, names, found[0], rng, max_wrong=2, check=method == "verify"
         )
+        lines[0] = " " + lines[0]
+        return "\n".join(
+            [*lines, "</think>", f"<answer> {solution_text_format(names, found[0])} </answer>"]
+        )
+    if method == "enumerate":
+        lines = _enumeration_lines(statements, names)
         lines[0] = " " + lines[0]
         return "\n".join(
             [*lines, "</think>", f"<answer> {solution_text_format(names, found[0])} </answer>"]

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -133,8 +135,9 @@ def test_reference_completions_verify_correct(n_people, method):
         verdict = kk.verify(text, problem)  # the default template, "base"
         assert verdict.correct and verdict.score == 3.0, (problem["quiz"], text)
         assert kk.verify(text, problem, template="qwen_instruct").correct
-        reasons = "Assume " in text if method in ("search", "ordered") else "The answer is" in text
-        assert reasons and text.count("</think>") == 1
+        reasons = {"search": "Assume ", "ordered": "Assume ", "enumerate": " fits."}
+        assert reasons.get(method, "The answer is") in text
+        assert text.count("</think>") == 1
 
 
 def test_verify_traces_check_each_stated_assignment_and_guess_traces_are_them_without_checks():
@@ -173,6 +176,60 @@ def test_verify_traces_check_each_stated_assignment_and_guess_traces_are_them_wi
         assert guess.splitlines() == [" " + stated[-1].strip(), *lines[-len(names) - 1 :]]
         assert reflection_count(guess) == 0
     assert min(wrong_counts) == 0 and max(wrong_counts) == 2
+
+
+def test_enumerate_traces_check_assignments_in_order_until_the_solution():
+    """An ``enumerate`` trace lists the claims in short form, then tries the assignments in
+    ``itertools.product`` order (knights first); each try checks people in order, every leaf's
+    role looked up in the tried assignment, and stops at the first claim that does not fit;
+    the last try is the solution, where every claim fits."""
+    for seed in range(30):
+        problem = kk.generate(np.random.default_rng([5, seed]), n_people=(2, 3, 4))
+        names, statements = problem["names"], problem["statements"]
+        lines = kk.reference_completion(problem, method="enumerate").splitlines()
+        claims = [f"{n}: {kk.short_claim(names, s)}" for n, s in zip(names, statements)]
+        assert lines[0] == " " + ". ".join(claims) + "."
+        tries = lines[1 : lines.index("</think>")]
+        orders = list(itertools.product((True, False), repeat=len(names)))
+        solution = tuple(kk.solutions(statements)[0])
+        assert len(tries) == orders.index(solution) + 1
+        for line, assignment in zip(tries, orders):
+            role = {n: "knight" if k else "knave" for n, k in zip(names, assignment)}
+            head, *checks = line.split(". ")
+            assert head == ", ".join(f"{n} {role[n]}" for n in names)
+            for person, check in enumerate(checks):
+                said, _, work = check.rstrip(".").partition(": ")
+                assert said == f"{names[person]} {role[names[person]]} says " + kk.short_claim(
+                    names, statements[person]
+                )
+                *lookups, truth, verdict = work.split(", ")
+                for lookup in lookups:
+                    name, looked_up, _ = lookup.split(" ")
+                    assert looked_up == role[name]
+                holds = kk.holds(statements[person], assignment)
+                assert truth == ("true" if holds else "false")
+                assert verdict == ("fits" if holds == assignment[person] else "fails")
+            verdicts = [check.rstrip(".").rsplit(", ", 1)[1] for check in checks]
+            assert (
+                verdicts == ["fits"] * len(names)
+                if assignment == solution
+                else (verdicts[-1] == "fails" and set(verdicts[:-1]) <= {"fits"})
+            )
+
+
+def test_short_claims_read_as_the_statements_they_write():
+    names = ["Emma", "Liam"]
+    assert kk.short_claim(names, ["lying", 1]) == "Liam knave"
+    assert kk.short_claim(names, ["not", ["telling-truth", 0]]) == "not Emma knight"
+    assert kk.short_claim(names, ["or", ["telling-truth", 0], ["lying", 1]]) == (
+        "Emma knight or Liam knave"
+    )
+    assert kk.short_claim(names, ["->", ["lying", 0], ["lying", 1]]) == (
+        "if Emma knave then Liam knave"
+    )
+    assert kk.short_claim(names, ["<=>", ["lying", 0], ["telling-truth", 1]]) == (
+        "Emma knave iff Liam knight"
+    )
 
 
 def test_reference_completion_is_a_function_of_the_rng():
