@@ -218,11 +218,11 @@ def test_self_verification_recipe_amplifies_checking_and_accuracy(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.recipe
 def test_countdown_cpu_recipe_raises_held_out_accuracy(tmp_path):
-    """TinyZero's Countdown ``:cpu`` recipe whole (about 10 minutes on 2 CPU cores): RL raises
-    held-out pass@1 by more than 8 points (seed 0: 56.5 -> 68.3 on the same 500 problems; the
-    margin leaves room for another machine's rounding). Runs with ``R1JAX_RECIPE_TESTS=1``."""
+    """TinyZero's Countdown ``:cpu`` recipe whole (about 10 minutes on 2 CPU cores, the one
+    whole recipe in the default suite): RL raises held-out pass@1 by more than 8 points (seed
+    0: 56.5 -> 68.3 on the same 500 problems; the margin leaves room for another machine's
+    rounding)."""
     config = config_lib.load_config(
         str(ROOT / "experiments" / "tinyzero_countdown.py") + ":cpu",
         ["logging.progress_bar=false"],
