@@ -85,10 +85,13 @@ its sampled one and stops there. ``python -m r1jax.eval --checkpoint DIR --task 
 --max-new-tokens 48 --stop '</answer>'`` on the seed-0 warm start (a run with
 ``--config.steps=0``) prints greedy 32.6% against pass@1 22.6% and pass@4 52.8%; after 160 RL
 steps from it, greedy 29.0 / pass@1 28.8 / pass@4 31.2; with dynamic sampling, greedy 31.6 /
-pass@1 31.2, and after 240 steps 31.8 / 31.8. So RL closes the gap between the sampled and the
-greedy answer (10.0 points on seed 0) and the greedy accuracy does not rise: 10-15 thousand
-rewarded samples teach this model nothing about the puzzles that the warm start's 16 thousand
-answers did not. The gap is small because the warm start barely solves: a random guess of the
+pass@1 31.2, and after 240 steps 31.8 / 31.8. On seeds 1 and 2 (the same commands) the warm
+starts print greedy 14.4 / pass@1 10.2 and greedy 11.6 / pass@1 7.1, the runs' final models
+greedy 15.2 / pass@1 14.1 and greedy 11.0 / pass@1 9.2. So on each seed RL closes the gap
+between the sampled and the greedy answer (10.0, 4.2 and 4.5 points; the runs gained 6.7, 3.8
+and 2.7), and the greedy accuracy rises by 0.8 points at most: 10-15 thousand rewarded samples
+teach this model next to nothing about the puzzles that the warm start's 16 thousand answers
+did not. The gap is small because the warm start barely solves: a random guess of the
 three roles is right 12.5% of the time and, over 4 samples, 41.4%, and seed 1's warm start
 (11.5 / 27.0) is at chance. What was tried (500 held-out puzzles x 4 samples each):
 
