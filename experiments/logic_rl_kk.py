@@ -95,7 +95,7 @@ did not. The gap is small because the warm start barely solves: a random guess o
 three roles is right 12.5% of the time and, over 4 samples, 41.4%, and seed 1's warm start
 (11.5 / 27.0) is at chance. What was tried (500 held-out puzzles x 4 samples each):
 
-- RL from the same seed-0 warm start (``--config.model.init_from=WARMSTART
+- RL from the seed-0 warm start (``--config.model.init_from=WARMSTART
   --config.sft.mode=none``), 160 steps, pass@1 after RL against 23.0 before: as committed,
   28.3; 16 samples of 4 puzzles a step, 28.4; rollouts at temperature 0.7 (Logic-RL's paper),
   26.8; DAPO's dynamic sampling (``objective.dynamic_sampling.enabled=True``), 31.4 (its RL-only

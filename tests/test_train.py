@@ -219,8 +219,8 @@ def test_self_verification_recipe_amplifies_checking_and_accuracy(tmp_path):
 
 @pytest.mark.slow
 def test_countdown_cpu_recipe_raises_held_out_accuracy(tmp_path):
-    """TinyZero's Countdown ``:cpu`` recipe whole (about 10 minutes on 2 CPU cores, the one
-    whole recipe in the default suite): RL raises held-out pass@1 by more than 8 points (seed
+    """TinyZero's Countdown ``:cpu`` recipe whole (about 10 minutes alone on 2 CPU cores, 11-12.5
+    inside the suite; the one whole recipe in the default suite): RL raises held-out pass@1 by more than 8 points (seed
     0: 56.5 -> 68.3 on the same 500 problems; the margin leaves room for another machine's
     rounding)."""
     config = config_lib.load_config(
